@@ -1,0 +1,1 @@
+"""Provider adapters: one per wire format, pure translation between OpenAI's format and theirs."""

@@ -1,0 +1,98 @@
+"""What every provider adapter offers the proxy, and the data that crosses that boundary.
+
+An adapter is pure: it turns a client's chat request into an upstream call, and the upstream's
+answer (a body, or stream bytes as they come) into OpenAI's format. It never touches a socket.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from llmgw.config import ProviderConfig
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A validated client request. `body` is the client's JSON object, untouched."""
+
+    body: dict[str, Any]
+    stream: bool
+    pinned_provider: str | None = None
+    pinned_model: str | None = None
+
+    @property
+    def include_usage(self) -> bool:
+        options = self.body.get("stream_options")
+        return isinstance(options, dict) and options.get("include_usage") is True
+
+
+@dataclass(frozen=True)
+class UpstreamCall:
+    url: str
+    headers: dict[str, str]
+    content: bytes
+    method: str = "POST"
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    @classmethod
+    def from_openai(cls, usage: object) -> Usage | None:
+        if not isinstance(usage, dict):
+            return None
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        return cls(
+            prompt_tokens=prompt if isinstance(prompt, int) else None,
+            completion_tokens=completion if isinstance(completion, int) else None,
+        )
+
+
+@dataclass(frozen=True)
+class TranslatedResponse:
+    """A complete answer in OpenAI's chat.completion format."""
+
+    body: bytes
+    usage: Usage | None
+
+
+class UpstreamProtocolError(Exception):
+    """The upstream answered, but not with something we can pass on (invalid JSON, an error
+    object inside a 200, a malformed or cut stream). The message is safe to show a client."""
+
+
+class StreamTranslator(ABC):
+    """Turns upstream stream bytes into OpenAI SSE bytes, chunk by chunk, as they arrive."""
+
+    def __init__(self) -> None:
+        self.events = 0  # data events seen so far; the proxy commits to a route after the first
+        self.usage: Usage | None = None
+        self.done = False  # the upstream sent its closing event; nothing after it matters
+
+    @abstractmethod
+    def feed(self, data: bytes) -> bytes:
+        """Bytes to forward to the client now (maybe none). Raises UpstreamProtocolError."""
+
+    @abstractmethod
+    def end(self) -> bytes:
+        """The upstream closed the stream: the last bytes to forward. Raises
+        UpstreamProtocolError when the stream ended before its proper end."""
+
+
+class ProviderAdapter(Protocol):
+    def build_call(
+        self, provider: ProviderConfig, key: str, request: ChatRequest, model: str, request_id: str
+    ) -> UpstreamCall:
+        """Raises InvalidRequest when this provider cannot express the request."""
+
+    def translate_response(self, body: bytes, model: str) -> TranslatedResponse:
+        """A 2xx body -> OpenAI's format. Raises UpstreamProtocolError."""
+
+    def stream_translator(self, request: ChatRequest, model: str) -> StreamTranslator: ...
+
+    def translate_error(self, status: int, body: bytes) -> bytes:
+        """A non-2xx body -> OpenAI's error shape, for errors that go back to the client."""

@@ -1,0 +1,63 @@
+"""An incremental Server-Sent Events decoder: bytes in, complete events out. Sans-I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    """One event block. `raw` is the block as received (without its terminating blank line);
+    `data` is None for a block of comments only (keep-alives such as OpenRouter's)."""
+
+    raw: bytes
+    data: bytes | None
+    event: str | None = None
+
+
+class SSEDecoder:
+    """Splits a byte stream into event blocks at blank lines.
+
+    Lines may end in LF or CRLF, and chunks may split anywhere, even inside a line ending.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    @property
+    def pending(self) -> bytes:
+        """Bytes of an event not yet terminated by a blank line."""
+        return self._buffer
+
+    def feed(self, data: bytes) -> list[SSEEvent]:
+        buffer = self._buffer + data
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n")
+        if b"\n\n" not in buffer:
+            self._buffer = buffer
+            return []
+        *blocks, self._buffer = buffer.split(b"\n\n")
+        return [parse_block(block) for block in blocks if block]
+
+
+def parse_block(block: bytes) -> SSEEvent:
+    data: list[bytes] = []
+    name: str | None = None
+    for line in block.split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue
+        field, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if field == b"data":
+            data.append(value)
+        elif field == b"event":
+            name = value.decode("utf-8", "replace")
+    return SSEEvent(raw=block, data=b"\n".join(data) if data else None, event=name)
+
+
+def encode_event(data: bytes) -> bytes:
+    return b"data: " + data + b"\n\n"
+
+
+DONE = encode_event(b"[DONE]")

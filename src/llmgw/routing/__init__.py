@@ -1,0 +1,1 @@
+"""Route table, round-robin, circuit breaker and failover policy: pure code, clock injected."""

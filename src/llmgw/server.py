@@ -1,0 +1,65 @@
+"""Running the app on hypercorn's trio worker: one process, or several sharing the socket."""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+import trio
+from hypercorn.config import Config
+from hypercorn.run import run as run_workers
+from hypercorn.trio import serve
+
+from llmgw.app import create_app
+from llmgw.config import Settings
+
+log = logging.getLogger("llmgw")
+
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss request_id=%({x-request-id}o)s'
+
+
+def hypercorn_config(settings: Settings) -> Config:
+    config = Config()
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    config.bind = [f"{host}:{settings.port}"]
+    config.keep_alive_timeout = settings.keep_alive_timeout_seconds
+    # A read timeout would kill long SSE streams: the client sends nothing while it reads.
+    config.read_timeout = None
+    config.graceful_timeout = settings.shutdown_grace_seconds
+    config.include_server_header = False
+    config.accesslog = logging.getLogger("hypercorn.access")
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.access_log_format = ACCESS_LOG_FORMAT
+    config.worker_class = "trio"
+    config.workers = settings.workers
+    return config
+
+
+def run(settings: Settings) -> None:
+    config = hypercorn_config(settings)
+    if settings.workers > 1:
+        # Each worker process builds its own app (and lifespan) from the same environment.
+        config.application_path = "llmgw.worker:app"
+        run_workers(config)
+        return
+    trio.run(_serve_until_signalled, settings, config)
+
+
+async def _serve_until_signalled(settings: Settings, config: Config) -> None:
+    shutdown = trio.Event()
+
+    async def wait_for_signal() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info(
+                    "received %s: finishing in-flight requests (at most %.0f s)",
+                    signal.Signals(signum).name,
+                    settings.shutdown_grace_seconds,
+                )
+                shutdown.set()
+                return
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(wait_for_signal)
+        await serve(create_app(settings), config, shutdown_trigger=shutdown.wait)
+        nursery.cancel_scope.cancel()

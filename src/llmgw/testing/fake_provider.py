@@ -1,0 +1,436 @@
+"""A fake LLM provider: a real HTTP server on 127.0.0.1 speaking OpenAI's chat wire format and
+Gemini's native one, with fault injection. Used by the tests and the benchmarks.
+
+It is built on h11 and raw trio sockets rather than a framework, so that it can misbehave the
+way real servers do: reset a connection, stall mid-stream, cut a stream, send garbage.
+
+Run it standalone with `python -m llmgw.testing.fake_provider --port 9001`; its behaviour can then
+be changed with `POST /_fake/behaviour` (a JSON object of Behaviour fields).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import socket
+import struct
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import h11
+import orjson
+import trio
+
+Reset = Literal["before_headers", "mid_body"]
+
+
+@dataclass
+class Behaviour:
+    """How the fake answers one request. The defaults give a quick, correct answer."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None  # a raw body instead of the generated one (errors, garbage)
+    delay_before_headers: float = 0.0
+    tokens: int = 3
+    token_delay: float = 0.0  # pause before each streamed token
+    text: str = "tok"  # token i is f"{text}{i} "
+    # Stream faults count events sent (the first OpenAI event carries the role, no token).
+    stall_after: int | None = None  # after N events send nothing more, keep the socket open
+    truncate_after: int | None = None  # after N events end the body cleanly, without [DONE]
+    malformed_after: int | None = None  # after N events send a line that is not JSON
+    error_event_after: int | None = None  # after N events send an `error` event
+    reset: Reset | None = None  # close with RST before the headers, or after the first event
+    usage: bool = True
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    received_at: float
+    disconnected_at: float | None = None  # trio time the client closed while we were answering
+
+    @property
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+class FakeProvider:
+    def __init__(
+        self, name: str = "fake", default: Behaviour | None = None, *, record: bool = True
+    ) -> None:
+        self.name = name
+        self.record = record  # benchmarks turn recording off to keep memory flat
+        self.default = default or Behaviour()
+        self.queue: deque[Behaviour] = deque()
+        self.requests: list[RecordedRequest] = []
+        self.port = 0
+        self.connections_open = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def enqueue(self, *behaviours: Behaviour) -> None:
+        """The next requests get these behaviours, in order; later ones get `default`."""
+        self.queue.extend(behaviours)
+
+    def _next_behaviour(self) -> Behaviour:
+        return self.queue.popleft() if self.queue else self.default
+
+    async def serve(
+        self, port: int = 0, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started(self.port)
+        await trio.serve_listeners(self._connection, listeners)
+
+    async def _connection(self, stream: trio.SocketStream) -> None:
+        self.connections_open += 1
+        try:
+            await _Connection(self, stream).run()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError):
+            pass
+        finally:
+            self.connections_open -= 1
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+
+
+class _ClientGone(Exception):
+    pass
+
+
+class _Connection:
+    def __init__(self, fake: FakeProvider, stream: trio.SocketStream) -> None:
+        self.fake = fake
+        self.stream = stream
+        self.h11 = h11.Connection(h11.SERVER)
+
+    async def run(self) -> None:
+        while True:
+            request = await self._read_request()
+            if request is None:
+                return
+            recorded = request
+            if self.fake.record:
+                self.fake.requests.append(recorded)
+            if recorded.path == "/_fake/behaviour":
+                await self._control(recorded)
+            else:
+                behaviour = self.fake._next_behaviour()
+                keep_going = await self._answer_watching_for_close(recorded, behaviour)
+                if not keep_going:
+                    return
+            if self.h11.our_state is h11.MUST_CLOSE:
+                return
+            self.h11.start_next_cycle()
+
+    async def _next_event(self) -> Any:
+        while True:
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            data = await self.stream.receive_some(65536)
+            self.h11.receive_data(data)
+
+    async def _read_request(self) -> RecordedRequest | None:
+        event = await self._next_event()
+        if isinstance(event, h11.ConnectionClosed):
+            return None
+        assert isinstance(event, h11.Request)
+        body = []
+        while True:
+            part = await self._next_event()
+            if isinstance(part, h11.Data):
+                body.append(bytes(part.data))
+            elif isinstance(part, h11.EndOfMessage):
+                break
+        return RecordedRequest(
+            method=event.method.decode(),
+            path=event.target.decode(),
+            headers={k.decode().lower(): v.decode("latin-1") for k, v in event.headers},
+            body=b"".join(body),
+            received_at=trio.current_time(),
+        )
+
+    async def _control(self, recorded: RecordedRequest) -> None:
+        fields = {f.name for f in dataclasses.fields(Behaviour)}
+        try:
+            changes = {k: v for k, v in recorded.json.items() if k in fields}
+            if isinstance(changes.get("body"), str):
+                changes["body"] = changes["body"].encode()
+            self.fake.default = dataclasses.replace(Behaviour(), **changes)
+        except (ValueError, TypeError, AttributeError):
+            await self._send_simple(400, b'{"error":"bad behaviour"}', {})
+            return
+        await self._send_simple(200, orjson.dumps(sorted(changes)), {})
+
+    async def _answer_watching_for_close(
+        self, recorded: RecordedRequest, behaviour: Behaviour
+    ) -> bool:
+        """Answer while watching the socket: a client that closes it cancels the answer at once,
+        and the moment is recorded (tests measure how fast the gateway lets go upstream)."""
+        finished = False
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                data = await self.stream.receive_some(65536)
+                if not data:
+                    recorded.disconnected_at = trio.current_time()
+                    nursery.cancel_scope.cancel()
+                else:
+                    self.h11.receive_data(data)
+
+            nursery.start_soon(watch)
+            try:
+                await self._answer(recorded, behaviour)
+                finished = True
+            except _ClientGone:
+                pass
+            nursery.cancel_scope.cancel()
+        return finished and behaviour.reset is None
+
+    async def _answer(self, recorded: RecordedRequest, behaviour: Behaviour) -> None:
+        await trio.sleep(behaviour.delay_before_headers)
+        if behaviour.reset == "before_headers":
+            await self._reset()
+        gemini = ":generateContent" in recorded.path or ":streamGenerateContent" in recorded.path
+        streaming = ":streamGenerateContent" in recorded.path or _asks_for_stream(recorded)
+        model = _model_of(recorded, gemini)
+        if behaviour.status != 200 or behaviour.body is not None:
+            body = behaviour.body
+            if body is None:
+                body = _error_body(behaviour.status, gemini)
+            await self._send_simple(behaviour.status, body, behaviour.headers)
+            return
+        if not streaming:
+            body = _full_answer(recorded, behaviour, model, gemini)
+            await self._send_simple(200, body, behaviour.headers)
+            return
+        await self._stream(recorded, behaviour, model, gemini)
+
+    async def _stream(
+        self, recorded: RecordedRequest, behaviour: Behaviour, model: str, gemini: bool
+    ) -> None:
+        headers = {"content-type": "text/event-stream", **behaviour.headers}
+        await self._send(h11.Response(status_code=200, headers=list(headers.items())))
+        events = _stream_events(recorded, behaviour, model, gemini)
+        for sent, event in enumerate(events):
+            # `sent` events have gone out so far; the fault knobs count events, not tokens.
+            if sent >= 1 and behaviour.token_delay:
+                await trio.sleep(behaviour.token_delay)
+            if behaviour.stall_after is not None and sent >= behaviour.stall_after:
+                await trio.sleep_forever()
+            if behaviour.reset == "mid_body" and sent >= 1:
+                await self._reset()
+            if behaviour.truncate_after is not None and sent >= behaviour.truncate_after:
+                break
+            if behaviour.malformed_after is not None and sent >= behaviour.malformed_after:
+                await self._send(h11.Data(data=b"data: {this is not json\n\n"))
+                break
+            if behaviour.error_event_after is not None and sent >= behaviour.error_event_after:
+                await self._send(h11.Data(data=b"data: " + _error_body(500, gemini) + b"\n\n"))
+                break
+            await self._send(h11.Data(data=event))
+        await self._send(h11.EndOfMessage())
+
+    async def _send_simple(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        all_headers = {"content-type": "application/json", **headers}
+        all_headers["content-length"] = str(len(body))
+        await self._send(h11.Response(status_code=status, headers=list(all_headers.items())))
+        await self._send(h11.Data(data=body))
+        await self._send(h11.EndOfMessage())
+
+    async def _send(self, event: Any) -> None:
+        data = self.h11.send(event)
+        if data:
+            try:
+                await self.stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                raise _ClientGone() from None
+
+    async def _reset(self) -> None:
+        """Close with a TCP RST, the way a crashed server or a middlebox does."""
+        self.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.stream.socket.close()
+        raise _ClientGone()
+
+
+def _asks_for_stream(recorded: RecordedRequest) -> bool:
+    try:
+        payload = recorded.json
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(payload, dict) and payload.get("stream") is True
+
+
+def _model_of(recorded: RecordedRequest, gemini: bool) -> str:
+    if gemini:
+        return recorded.path.split("/models/", 1)[-1].split(":", 1)[0]
+    try:
+        model = recorded.json.get("model")
+    except (orjson.JSONDecodeError, AttributeError):
+        model = None
+    return model if isinstance(model, str) else "unknown"
+
+
+def _prompt_tokens(recorded: RecordedRequest) -> int:
+    return max(1, len(recorded.body.split()) // 2)
+
+
+def _tokens(behaviour: Behaviour) -> list[str]:
+    return [f"{behaviour.text}{i} " for i in range(behaviour.tokens)]
+
+
+def _error_body(status: int, gemini: bool) -> bytes:
+    if gemini:
+        statuses = {429: "RESOURCE_EXHAUSTED", 400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED"}
+        status_name = statuses.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
+        return orjson.dumps(
+            {"error": {"code": status, "message": f"fake error {status}", "status": status_name}}
+        )
+    kind = (
+        "rate_limit_error"
+        if status == 429
+        else "server_error"
+        if status >= 500
+        else "invalid_request_error"
+    )
+    return orjson.dumps(
+        {"error": {"message": f"fake error {status}", "type": kind, "param": None, "code": None}}
+    )
+
+
+def _usage(recorded: RecordedRequest, behaviour: Behaviour) -> dict[str, int]:
+    prompt = _prompt_tokens(recorded)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": behaviour.tokens,
+        "total_tokens": prompt + behaviour.tokens,
+    }
+
+
+def _gemini_usage(recorded: RecordedRequest, behaviour: Behaviour) -> dict[str, int]:
+    usage = _usage(recorded, behaviour)
+    return {
+        "promptTokenCount": usage["prompt_tokens"],
+        "candidatesTokenCount": usage["completion_tokens"],
+        "totalTokenCount": usage["total_tokens"],
+    }
+
+
+def _full_answer(
+    recorded: RecordedRequest, behaviour: Behaviour, model: str, gemini: bool
+) -> bytes:
+    text = "".join(_tokens(behaviour))
+    if gemini:
+        payload: dict[str, Any] = {
+            "candidates": [
+                {
+                    "content": {"role": "model", "parts": [{"text": text}]},
+                    "finishReason": "STOP",
+                    "index": 0,
+                }
+            ],
+            "modelVersion": model,
+        }
+        if behaviour.usage:
+            payload["usageMetadata"] = _gemini_usage(recorded, behaviour)
+        return orjson.dumps(payload)
+    payload = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    if behaviour.usage:
+        payload["usage"] = _usage(recorded, behaviour)
+    return orjson.dumps(payload)
+
+
+def _stream_events(
+    recorded: RecordedRequest, behaviour: Behaviour, model: str, gemini: bool
+) -> list[bytes]:
+    tokens = _tokens(behaviour)
+    if gemini:
+        events = []
+        for index, token in enumerate(tokens):
+            candidate: dict[str, Any] = {
+                "content": {"role": "model", "parts": [{"text": token}]},
+                "index": 0,
+            }
+            event: dict[str, Any] = {"candidates": [candidate], "modelVersion": model}
+            if index == len(tokens) - 1:
+                candidate["finishReason"] = "STOP"
+                if behaviour.usage:
+                    event["usageMetadata"] = _gemini_usage(recorded, behaviour)
+            # Gemini separates its events with CRLF line endings.
+            events.append(b"data: " + orjson.dumps(event) + b"\r\n\r\n")
+        return events
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+
+    chunks = [chunk({"role": "assistant", "content": ""}, None)]
+    chunks += [chunk({"content": token}, None) for token in tokens]
+    chunks.append(chunk({}, "stop"))
+    options = recorded.json.get("stream_options") or {}
+    if behaviour.usage and options.get("include_usage"):
+        final = chunk({}, None)
+        final["choices"] = []
+        final["usage"] = _usage(recorded, behaviour)
+        chunks.append(final)
+    events = [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks]
+    events.append(b"data: [DONE]\n\n")
+    return events
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="llmgw's fake LLM provider (OpenAI and Gemini)")
+    parser.add_argument("--port", type=int, default=9001)
+    parser.add_argument("--tokens", type=int, default=20)
+    parser.add_argument("--token-delay", type=float, default=0.0, help="seconds between tokens")
+    parser.add_argument("--header-delay", type=float, default=0.0, help="seconds before headers")
+    args = parser.parse_args()
+    fake = FakeProvider(
+        record=False,
+        default=Behaviour(
+            tokens=args.tokens,
+            token_delay=args.token_delay,
+            delay_before_headers=args.header_delay,
+        ),
+    )
+
+    async def serve() -> None:
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(fake.serve, args.port)
+            print(f"fake provider on http://127.0.0.1:{port}", flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        trio.run(serve)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,11 @@
+"""The app for hypercorn's worker processes when WORKERS > 1 (each imports this module)."""
+
+from __future__ import annotations
+
+from llmgw.app import create_app
+from llmgw.config import settings_from_environment
+from llmgw.logs import configure_logging
+
+settings = settings_from_environment()
+configure_logging(settings.log_level, settings.log_format, settings.secrets)
+app = create_app(settings)

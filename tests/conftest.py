@@ -1,0 +1,69 @@
+"""Fixtures that start real servers on 127.0.0.1: fake providers, and the gateway itself."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+
+import httpx
+import pytest
+import trio
+from hypercorn.trio import serve
+
+from llmgw.app import create_app
+from llmgw.config import Settings, load_settings
+from llmgw.gateway import Gateway
+from llmgw.server import hypercorn_config
+from llmgw.testing.fake_provider import Behaviour, FakeProvider
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    settings: Settings
+    state: Gateway
+    client: httpx.AsyncClient
+
+    @property
+    def v1(self) -> str:
+        return self.url + "/v1"
+
+
+@asynccontextmanager
+async def running_gateway(env: Mapping[str, str]) -> AsyncIterator[RunningGateway]:
+    settings = load_settings({"PORT": "0", **env})
+    app = create_app(settings)
+    config = hypercorn_config(settings)
+    config.accesslog = None
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(partial(serve, app, config, shutdown_trigger=shutdown.wait))
+        url = binds[0]
+        async with httpx.AsyncClient(base_url=url, timeout=30, trust_env=False) as client:
+            try:
+                yield RunningGateway(url, settings, app.extensions["llmgw"], client)
+            finally:
+                shutdown.set()
+
+
+@pytest.fixture
+def start_fake(nursery: trio.Nursery) -> Callable[..., object]:
+    async def start(name: str = "fake", default: Behaviour | None = None) -> FakeProvider:
+        fake = FakeProvider(name, default)
+        await nursery.start(fake.serve)
+        return fake
+
+    return start
+
+
+def provider_env(**fakes: FakeProvider) -> dict[str, str]:
+    """GROQ_API_KEY / GROQ_BASE_URL pairs pointing named providers at fakes."""
+    env = {}
+    for provider, fake in fakes.items():
+        prefix = provider.upper()
+        env[f"{prefix}_API_KEY"] = f"test-key-{provider}"
+        suffix = "/v1beta" if provider == "gemini" else "/v1"
+        env[f"{prefix}_BASE_URL"] = fake.base_url + suffix
+    return env
