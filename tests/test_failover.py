@@ -1,0 +1,400 @@
+"""Routing end to end, over real sockets: round-robin, each failover trigger, client errors,
+the circuit breaker, rate limits, exhaustion, pinning, FIXED_PROVIDER and what goes upstream."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from conftest import RunningGateway, free_port, provider_env, running_gateway
+from llmgw.metrics.events import AttemptEvent
+from llmgw.testing.fake_provider import Behaviour, FakeProvider
+
+FakeStarter = Callable[..., Any]
+HELLO = {"messages": [{"role": "user", "content": "hello"}]}
+
+
+async def chat(gw: RunningGateway, body: dict[str, Any] | None = None, **kw: Any) -> httpx.Response:
+    return await gw.client.post("/v1/chat/completions", json=body or HELLO, **kw)
+
+
+def capture_events(gw: RunningGateway) -> list[AttemptEvent]:
+    events: list[AttemptEvent] = []
+    gw.state.proxy.sink.emit = events.append  # type: ignore[method-assign]
+    return events
+
+
+@pytest.fixture
+async def two(start_fake: FakeStarter) -> tuple[FakeProvider, FakeProvider]:
+    return await start_fake("groq"), await start_fake("cerebras")
+
+
+FAST = {
+    "UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS": "0.5",
+    "UPSTREAM_IDLE_TIMEOUT_SECONDS": "0.5",
+    "UPSTREAM_CONNECT_TIMEOUT_SECONDS": "0.5",
+}
+
+
+async def test_round_robin_spreads_requests_over_routes(start_fake: FakeStarter) -> None:
+    groq, cerebras, mistral = [await start_fake(n) for n in ("groq", "cerebras", "mistral")]
+    async with running_gateway(provider_env(groq=groq, cerebras=cerebras, mistral=mistral)) as gw:
+        answered = [(await chat(gw)).headers["x-provider"] for _ in range(6)]
+    assert answered == ["groq", "cerebras", "mistral"] * 2
+    assert [len(f.requests) for f in (groq, cerebras, mistral)] == [2, 2, 2]
+
+
+async def test_several_keys_of_one_provider_are_rotated(start_fake: FakeStarter) -> None:
+    groq = await start_fake("groq")
+    env = {**provider_env(groq=groq), "GROQ_API_KEY": "key-a,key-b"}
+    async with running_gateway(env) as gw:
+        for _ in range(4):
+            assert (await chat(gw)).status_code == 200
+    keys = [r.headers["authorization"] for r in groq.requests]
+    assert keys == ["Bearer key-a", "Bearer key-b"] * 2
+
+
+FAILOVER_TRIGGERS = {
+    "429": Behaviour(status=429),
+    "500": Behaviour(status=500),
+    "502": Behaviour(status=502),
+    "503": Behaviour(status=503),
+    "504": Behaviour(status=504),
+    "401": Behaviour(status=401),
+    "403": Behaviour(status=403),
+    "404": Behaviour(status=404),
+    "first-byte timeout": Behaviour(delay_before_headers=3),
+    "reset before headers": Behaviour(reset="before_headers"),
+    "html error page": Behaviour(status=200, body=b"<html><body>Bad gateway</body></html>"),
+    "error inside a 200": Behaviour(status=200, body=b'{"error":{"message":"no credits"}}'),
+}
+
+
+@pytest.mark.parametrize("trigger", FAILOVER_TRIGGERS)
+async def test_a_failing_route_fails_over_to_the_next(
+    two: tuple[FakeProvider, FakeProvider], trigger: str
+) -> None:
+    groq, cerebras = two
+    groq.default = FAILOVER_TRIGGERS[trigger]
+    async with running_gateway({**provider_env(groq=groq, cerebras=cerebras), **FAST}) as gw:
+        events = capture_events(gw)
+        response = await chat(gw)
+    assert response.status_code == 200
+    assert response.headers["x-provider"] == "cerebras"
+    assert response.json()["choices"][0]["message"]["content"] == "tok0 tok1 tok2 "
+    assert (len(groq.requests), len(cerebras.requests)) == (1, 1)
+    assert [(e.provider, e.final) for e in events] == [("groq", False), ("cerebras", True)]
+    assert events[0].outcome != "success"
+    assert events[1].outcome == "success"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_refused_connection_fails_over(start_fake: FakeStarter, stream: bool) -> None:
+    cerebras = await start_fake("cerebras")
+    env = {
+        **provider_env(cerebras=cerebras),
+        "GROQ_API_KEY": "k",
+        "GROQ_BASE_URL": f"http://127.0.0.1:{free_port()}/v1",
+    }
+    async with running_gateway(env) as gw:
+        events = capture_events(gw)
+        response = await chat(gw, {**HELLO, "stream": stream})
+    assert response.status_code == 200
+    assert response.headers["x-provider"] == "cerebras"
+    assert events[0].outcome == "connection_error"
+    assert events[0].status is None
+
+
+@pytest.mark.parametrize("status", [400, 413, 422])
+async def test_a_client_error_goes_back_unchanged_without_failover(
+    two: tuple[FakeProvider, FakeProvider], status: int
+) -> None:
+    groq, cerebras = two
+    body = b'{"error":{"message":"context too long","type":"invalid_request_error","code":"x"}}'
+    groq.default = Behaviour(status=status, body=body)
+    async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
+        response = await chat(gw)
+    assert response.status_code == status
+    assert response.content == body
+    assert response.headers["x-provider"] == "groq"
+    assert len(cerebras.requests) == 0
+
+
+async def test_the_circuit_opens_half_opens_closes_and_reopens_with_a_doubled_cooldown(
+    start_fake: FakeStarter,
+) -> None:
+    groq = await start_fake("groq", Behaviour(status=500))
+    env = {
+        **provider_env(groq=groq),
+        "CIRCUIT_FAILURE_THRESHOLD": "2",
+        "CIRCUIT_COOLDOWN_BASE_SECONDS": "0.4",
+        "CIRCUIT_MAX_COOLDOWN_SECONDS": "10",
+    }
+    async with running_gateway(env) as gw:
+        assert (await chat(gw)).status_code == 503
+        assert (await chat(gw)).status_code == 503  # second failure: the circuit opens
+        opened = trio.current_time()
+        refused = await chat(gw)
+        assert refused.status_code == 503
+        assert int(refused.headers["retry-after"]) >= 1
+        assert len(groq.requests) == 2, "an open circuit sends nothing upstream"
+
+        await trio.sleep_until(opened + 0.45)
+        groq.default = Behaviour()
+        assert (await chat(gw)).status_code == 200  # the half-open probe succeeds
+        assert len(groq.requests) == 3
+
+        groq.default = Behaviour(status=500)
+        await chat(gw)
+        await chat(gw)  # opens again, with the base cooldown: the success reset the backoff
+        reopened = trio.current_time()
+        await trio.sleep_until(reopened + 0.45)
+        await chat(gw)  # the probe fails: open again for 0.8 s
+        probed = trio.current_time()
+        assert len(groq.requests) == 6
+        await trio.sleep_until(probed + 0.5)
+        await chat(gw)
+        assert len(groq.requests) == 6, "still open: the cooldown doubled"
+        await trio.sleep_until(probed + 0.85)
+        groq.default = Behaviour()
+        assert (await chat(gw)).status_code == 200
+        assert len(groq.requests) == 7
+
+
+async def test_only_one_probe_is_let_through_when_half_open(start_fake: FakeStarter) -> None:
+    groq = await start_fake("groq", Behaviour(status=500))
+    env = {
+        **provider_env(groq=groq),
+        "CIRCUIT_FAILURE_THRESHOLD": "1",
+        "CIRCUIT_COOLDOWN_BASE_SECONDS": "0.2",
+    }
+    async with running_gateway(env) as gw:
+        await chat(gw)
+        await trio.sleep(0.25)
+        groq.default = Behaviour(delay_before_headers=0.3)
+        statuses: list[int] = []
+
+        async def one() -> None:
+            statuses.append((await chat(gw)).status_code)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(5):
+                nursery.start_soon(one)
+    assert sorted(statuses) == [200, 503, 503, 503, 503]
+    assert len(groq.requests) == 2
+
+
+async def test_retry_after_takes_the_route_out_until_then(
+    two: tuple[FakeProvider, FakeProvider],
+) -> None:
+    groq, cerebras = two
+    groq.enqueue(Behaviour(status=429, headers={"retry-after": "1"}))
+    async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
+        limited = trio.current_time()
+        answered = [(await chat(gw)).headers["x-provider"] for _ in range(4)]
+        assert answered == ["cerebras"] * 4
+        assert len(groq.requests) == 1
+        await trio.sleep_until(limited + 1.05)
+        answered = [(await chat(gw)).headers["x-provider"] for _ in range(2)]
+    assert sorted(answered) == ["cerebras", "groq"]
+
+
+async def test_a_spent_quota_in_a_success_rests_the_route(
+    two: tuple[FakeProvider, FakeProvider],
+) -> None:
+    groq, cerebras = two
+    spent = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "30s"}
+    groq.enqueue(Behaviour(headers=spent))
+    async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
+        first = await chat(gw)
+        later = [(await chat(gw)).headers["x-provider"] for _ in range(3)]
+    assert first.headers["x-provider"] == "groq"
+    assert first.status_code == 200
+    assert later == ["cerebras"] * 3
+
+
+async def test_every_route_rate_limited_gives_429_with_retry_after(
+    two: tuple[FakeProvider, FakeProvider],
+) -> None:
+    groq, cerebras = two
+    groq.default = Behaviour(status=429, headers={"retry-after": "7"})
+    cerebras.default = Behaviour(status=429, headers={"retry-after": "20"})
+    async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
+        response = await chat(gw)
+        again = await chat(gw)
+    assert response.status_code == 429
+    assert response.json()["error"]["type"] == "rate_limit_error"
+    assert response.headers["retry-after"] in ("6", "7")
+    assert again.status_code == 429, "resting routes are still 'rate-limited'"
+    assert (len(groq.requests), len(cerebras.requests)) == (1, 1)
+
+
+async def test_a_429_without_retry_after_still_counts_as_rate_limited(
+    two: tuple[FakeProvider, FakeProvider],
+) -> None:
+    groq, cerebras = two
+    groq.default = cerebras.default = Behaviour(status=429)
+    async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
+        response = await chat(gw)
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "1"
+
+
+async def test_mixed_failures_give_503_with_retry_after(
+    two: tuple[FakeProvider, FakeProvider],
+) -> None:
+    groq, cerebras = two
+    groq.default = Behaviour(status=429, headers={"retry-after": "5"})
+    cerebras.default = Behaviour(status=500)
+    async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
+        events = capture_events(gw)
+        response = await chat(gw)
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "no_provider_available"
+    assert response.headers["retry-after"] == "1"
+    assert [e.final for e in events] == [False, True]
+
+
+async def test_the_request_deadline_bounds_all_attempts(start_fake: FakeStarter) -> None:
+    groq = await start_fake("groq", Behaviour(delay_before_headers=5))
+    env = {**provider_env(groq=groq), "REQUEST_DEADLINE_SECONDS": "0.5"}
+    async with running_gateway(env) as gw:
+        started = trio.current_time()
+        response = await chat(gw)
+        elapsed = trio.current_time() - started
+    assert response.status_code == 503
+    assert elapsed < 1.5
+    assert response.json()["error"]["code"] == "deadline_exceeded"
+
+
+async def test_a_pinned_model_goes_to_that_provider_with_that_model(
+    two: tuple[FakeProvider, FakeProvider],
+) -> None:
+    groq, cerebras = two
+    async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
+        for _ in range(3):
+            response = await chat(gw, {**HELLO, "model": "cerebras/qwen-3-32b"})
+            assert response.headers["x-provider"] == "cerebras"
+            assert response.json()["model"] == "qwen-3-32b"
+    assert len(groq.requests) == 0
+    assert [r.json["model"] for r in cerebras.requests] == ["qwen-3-32b"] * 3
+
+
+async def test_an_unpinned_model_name_is_served_by_the_pool_with_each_configured_model(
+    two: tuple[FakeProvider, FakeProvider],
+) -> None:
+    groq, cerebras = two
+    env = {**provider_env(groq=groq, cerebras=cerebras), "GROQ_MODEL": "g-model"}
+    async with running_gateway(env) as gw:
+        first = await chat(gw, {**HELLO, "model": "gpt-4o"})
+        await chat(gw, {**HELLO, "model": "gpt-4o"})
+    assert first.json()["model"] == "g-model"
+    assert groq.requests[0].json["model"] == "g-model"
+    assert cerebras.requests[0].json["model"] == "llama-3.3-70b"
+
+
+async def test_fixed_provider_routes_everything_to_it(
+    two: tuple[FakeProvider, FakeProvider],
+) -> None:
+    groq, cerebras = two
+    env = {**provider_env(groq=groq, cerebras=cerebras), "FIXED_PROVIDER": "Cerebras"}
+    async with running_gateway(env) as gw:
+        answered = {(await chat(gw)).headers["x-provider"] for _ in range(4)}
+        models = (await gw.client.get("/v1/models")).json()
+    assert answered == {"cerebras"}
+    assert [m["id"] for m in models["data"]] == ["auto", "cerebras/llama-3.3-70b"]
+
+
+async def test_fixed_provider_without_a_key_gives_503(start_fake: FakeStarter) -> None:
+    groq = await start_fake("groq")
+    async with running_gateway({**provider_env(groq=groq), "FIXED_PROVIDER": "mistral"}) as gw:
+        response = await chat(gw)
+    assert response.status_code == 503
+    assert "mistral" in response.json()["error"]["message"]
+    assert len(groq.requests) == 0
+
+
+async def test_models_lists_auto_and_every_enabled_provider(
+    two: tuple[FakeProvider, FakeProvider],
+) -> None:
+    groq, cerebras = two
+    async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
+        response = await gw.client.get("/v1/models")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["object"] == "list"
+    assert [m["id"] for m in body["data"]] == [
+        "auto",
+        "groq/llama-3.3-70b-versatile",
+        "cerebras/llama-3.3-70b",
+    ]
+
+
+async def test_upstream_gets_the_route_key_and_request_id_but_no_client_credentials(
+    start_fake: FakeStarter,
+) -> None:
+    groq = await start_fake("groq")
+    async with running_gateway(provider_env(groq=groq)) as gw:
+        response = await chat(
+            gw,
+            {**HELLO, "temperature": 0.2, "vendor_extension": {"a": [1, 2]}},
+            headers={
+                "authorization": "Bearer client-secret",
+                "cookie": "session=abc",
+                "x-request-id": "trace-77",
+                "connection": "keep-alive, x-hop",
+                "x-hop": "1",
+            },
+        )
+    assert response.status_code == 200
+    sent = groq.requests[0]
+    assert sent.headers["authorization"] == "Bearer test-key-groq"
+    assert sent.headers["x-request-id"] == "trace-77"
+    assert "cookie" not in sent.headers
+    assert "x-hop" not in sent.headers
+    assert "client-secret" not in str(sent.headers)
+    assert sent.json["vendor_extension"] == {"a": [1, 2]}
+    assert sent.json["temperature"] == 0.2
+    assert response.headers["x-request-id"] == "trace-77"
+    assert int(response.headers["x-response-time-ms"]) >= 0
+
+
+async def test_one_log_line_per_attempt_and_no_key_in_any(
+    two: tuple[FakeProvider, FakeProvider], caplog: pytest.LogCaptureFixture
+) -> None:
+    groq, cerebras = two
+    groq.default = Behaviour(status=500)
+    env = {**provider_env(groq=groq, cerebras=cerebras), "LOG_LLM_RESPONSE_DETAILS": "true"}
+    with caplog.at_level(logging.INFO, logger="llmgw"):
+        async with running_gateway(env) as gw:
+            await chat(gw, headers={"x-request-id": "trace-9"})
+    attempts = [r.getMessage() for r in caplog.records if r.getMessage().startswith("attempt ")]
+    assert len(attempts) == 2
+    assert "request_id=trace-9 route=groq#1" in attempts[0]
+    assert "status=500 outcome=upstream_error" in attempts[0]
+    assert "route=cerebras#1" in attempts[1]
+    assert "outcome=success" in attempts[1]
+    bodies = [r.getMessage() for r in caplog.records if "upstream body" in r.getMessage()]
+    assert any("fake error 500" in b for b in bodies)
+    assert any("tok0 tok1" in b for b in bodies)
+    assert "test-key" not in caplog.text
+
+
+async def test_usage_and_timing_reach_the_metrics_event(start_fake: FakeStarter) -> None:
+    groq = await start_fake("groq", Behaviour(tokens=4))
+    async with running_gateway(provider_env(groq=groq)) as gw:
+        events = capture_events(gw)
+        await chat(gw, headers={"x-request-id": "trace-5"})
+    (event,) = events
+    assert event.request_id == "trace-5"
+    assert (event.route, event.provider, event.status) == ("groq#1", "groq", 200)
+    assert event.completion_tokens == 4
+    assert event.prompt_tokens is not None
+    assert event.latency_ms >= 0
+    assert event.ttfb_ms is not None
+    assert not event.streamed
