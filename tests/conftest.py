@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from hypercorn.trio import serve
 from llmgw.app import create_app
 from llmgw.config import Settings, load_settings
 from llmgw.gateway import Gateway
+from llmgw.metrics.events import AttemptEvent, MetricsSink
 from llmgw.server import hypercorn_config
 from llmgw.testing.fake_provider import Behaviour, FakeProvider
 
@@ -37,7 +39,8 @@ class RunningGateway:
 
 @asynccontextmanager
 async def running_gateway(env: Mapping[str, str]) -> AsyncIterator[RunningGateway]:
-    settings = load_settings({"PORT": "0", **env})
+    scratch = tempfile.mkdtemp(prefix="llmgw-test-")
+    settings = load_settings({"PORT": "0", "METRICS_DB_PATH": f"{scratch}/metrics.db", **env})
     app = create_app(settings)
     config = hypercorn_config(settings)
     config.accesslog = None
@@ -104,7 +107,8 @@ async def gateway_process(
         process = await trio.lowlevel.open_process(
             [sys.executable, "-m", "llmgw"],
             env=full_env,
-            cwd=cwd,
+            # A scratch directory: no developer's .env is read, no metrics.db left behind.
+            cwd=cwd or tempfile.mkdtemp(prefix="llmgw-test-"),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
@@ -138,3 +142,29 @@ async def _wait_until_serving(url: str, process: trio.Process, output: bytearray
                 except httpx.TransportError:
                     pass
                 await trio.sleep(0.05)
+
+
+class RecordingSink(MetricsSink):
+    """Keeps every event the proxy emits, so tests can assert one event per attempt."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.events: list[AttemptEvent] = []
+
+    def emit(self, event: AttemptEvent) -> None:
+        self.events.append(event)
+
+
+def capture_events(gw: RunningGateway) -> list[AttemptEvent]:
+    sink = RecordingSink()
+    gw.state.proxy.sink = sink
+    return sink.events
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
+    """Wait until `predicate()` holds, polling every 5 ms; fail after `timeout` seconds."""
+    with trio.fail_after(timeout):
+        while True:
+            if predicate():
+                return
+            await trio.sleep(0.005)

@@ -11,8 +11,7 @@ import httpx
 import pytest
 import trio
 
-from conftest import RunningGateway, free_port, provider_env, running_gateway
-from llmgw.metrics.events import AttemptEvent
+from conftest import RunningGateway, capture_events, free_port, provider_env, running_gateway
 from llmgw.testing.fake_provider import Behaviour, FakeProvider
 
 FakeStarter = Callable[..., Any]
@@ -21,12 +20,6 @@ HELLO = {"messages": [{"role": "user", "content": "hello"}]}
 
 async def chat(gw: RunningGateway, body: dict[str, Any] | None = None, **kw: Any) -> httpx.Response:
     return await gw.client.post("/v1/chat/completions", json=body or HELLO, **kw)
-
-
-def capture_events(gw: RunningGateway) -> list[AttemptEvent]:
-    events: list[AttemptEvent] = []
-    gw.state.proxy.sink.emit = events.append  # type: ignore[method-assign]
-    return events
 
 
 @pytest.fixture

@@ -121,7 +121,7 @@ async def test_a_trickled_body_gets_408_after_the_body_timeout() -> None:
         started = trio.current_time()
         head = (
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"mess"
+            b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"mess'
         )
         answer = await raw_exchange(gw.url, head, read_for=5)
         elapsed = trio.current_time() - started

@@ -16,7 +16,8 @@ STREAM = (
     b'data: {"choices":[{"delta":{"role":"assistant"}}]}\n\n'
     b": keep-alive comment\n\n"
     b'data: {"choices":[{"delta":{"content":"hi"}}]}\r\n\r\n'
-    b'event: message\ndata: {"choices":[],\ndata: "usage":{"prompt_tokens":3,"completion_tokens":1}}\n\n'
+    b'event: message\ndata: {"choices":[],\n'
+    b'data: "usage":{"prompt_tokens":3,"completion_tokens":1}}\n\n'
     b"data: [DONE]\n\n"
 )
 

@@ -13,6 +13,7 @@ from llmgw import __version__
 from llmgw.config import Settings
 from llmgw.metrics.events import AttemptEvent, MetricsSink
 from llmgw.providers.base import ProviderAdapter
+from llmgw.providers.gemini import GeminiAdapter
 from llmgw.providers.openai_compat import OpenAICompatAdapter
 from llmgw.proxy import Proxy
 from llmgw.routing.table import RouteTable
@@ -28,7 +29,10 @@ class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.table = RouteTable.from_settings(settings)
-        self.adapters: dict[str, ProviderAdapter] = {"openai": OpenAICompatAdapter()}
+        self.adapters: dict[str, ProviderAdapter] = {
+            "openai": OpenAICompatAdapter(),
+            "gemini": GeminiAdapter(),
+        }
         self.sink = MetricsSink(None)
         self.enabled_providers = frozenset(p.name for p in settings.providers)
         self._client: httpx.AsyncClient | None = None

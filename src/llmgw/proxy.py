@@ -157,16 +157,16 @@ class Proxy:
             attempt.ttfb_ms = self._elapsed_ms(attempt)
             self._note_quota(attempt.route, response)
             outcome = classify_status(response.status_code)
+            adapter = self.adapters[attempt.route.provider.info.wire]
             if outcome is not Outcome.SUCCESS:
                 body = await self._read_body(response, deadline, MAX_ERROR_BODY_BYTES)
                 attempt.body_for_log = body
                 if outcome is Outcome.CLIENT_ERROR:
-                    adapter = self.adapters[attempt.route.provider.info.wire]
-                    return self._answer(
-                        attempt, adapter.translate_error(response.status_code, body)
-                    )
+                    refusal = adapter.translate_error(response.status_code, body)
+                    return self._answer(attempt, refusal)
+                if outcome is Outcome.RATE_LIMITED:
+                    self._rest(attempt.route, adapter.retry_delay(body))
                 raise AttemptFailure(outcome, f"HTTP {response.status_code}")
-            adapter = self.adapters[attempt.route.provider.info.wire]
             if attempt.streamed:
                 relay = StreamRelay(
                     response=response,
@@ -230,9 +230,14 @@ class Proxy:
         return min(self.clock() + self.settings.upstream_idle_timeout_seconds, deadline)
 
     def _note_quota(self, route: Route, response: httpx.Response) -> None:
-        rest = quota_block_seconds(response.status_code, response.headers, self.wall_clock())
-        if rest is not None and rest > 0:
-            self.table.breaker(route).block_until(self.clock() + rest)
+        self._rest(
+            route, quota_block_seconds(response.status_code, response.headers, self.wall_clock())
+        )
+
+    def _rest(self, route: Route, seconds: float | None) -> None:
+        """The provider said when to come back: the route rests until then."""
+        if seconds is not None and seconds > 0:
+            self.table.breaker(route).block_until(self.clock() + seconds)
 
     def _judge(self, route: Route, outcome: Outcome, attempt: Attempt) -> None:
         """Tell the route's breaker what this attempt says about the provider."""

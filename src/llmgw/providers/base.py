@@ -96,3 +96,6 @@ class ProviderAdapter(Protocol):
 
     def translate_error(self, status: int, body: bytes) -> bytes:
         """A non-2xx body -> OpenAI's error shape, for errors that go back to the client."""
+
+    def retry_delay(self, body: bytes) -> float | None:
+        """Seconds an error body asks us to wait before retrying (beyond any headers), if any."""

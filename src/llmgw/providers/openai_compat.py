@@ -82,6 +82,9 @@ class OpenAICompatAdapter:
             error_body(f"the provider refused the request (HTTP {status})", error_type)
         )
 
+    def retry_delay(self, body: bytes) -> float | None:
+        return None  # OpenAI-compatible APIs say it in headers (Retry-After, x-ratelimit-*)
+
 
 class PassthroughStream(StreamTranslator):
     """Forwards complete events as received; refuses malformed ones and error events."""

@@ -182,7 +182,10 @@ class _Connection:
         async with trio.open_nursery() as nursery:
 
             async def watch() -> None:
-                data = await self.stream.receive_some(65536)
+                try:
+                    data = await self.stream.receive_some(65536)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = b""  # the client reset the connection, or we did
                 if not data:
                     recorded.disconnected_at = trio.current_time()
                     nursery.cancel_scope.cancel()

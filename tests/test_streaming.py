@@ -1,0 +1,214 @@
+"""Streaming end to end: chunks relayed as they arrive, failover before the first byte, an error
+event after it, the idle timeout and deadline, and cancellation when the client leaves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import trio
+
+from conftest import capture_events, eventually, provider_env, running_gateway
+from llmgw.testing.fake_provider import Behaviour, FakeProvider
+
+FakeStarter = Callable[..., Any]
+STREAM = {"stream": True, "messages": [{"role": "user", "content": "hello"}]}
+FAST = {"UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS": "0.5", "UPSTREAM_IDLE_TIMEOUT_SECONDS": "0.5"}
+
+
+def events_of(body: bytes) -> list[Any]:
+    out = []
+    for block in body.replace(b"\r\n", b"\n").split(b"\n\n"):
+        if block.startswith(b"data: "):
+            data = block[6:]
+            out.append("[DONE]" if data == b"[DONE]" else orjson.loads(data))
+    return out
+
+
+def text_of(events: list[Any]) -> str:
+    return "".join(
+        e["choices"][0]["delta"].get("content") or ""
+        for e in events
+        if isinstance(e, dict) and e.get("choices")
+    )
+
+
+async def stream_chat(client: httpx.AsyncClient, body: dict[str, Any] | None = None) -> Any:
+    return client.stream("POST", "/v1/chat/completions", json=body or STREAM)
+
+
+@pytest.fixture
+async def two(start_fake: FakeStarter) -> tuple[FakeProvider, FakeProvider]:
+    return await start_fake("groq"), await start_fake("cerebras")
+
+
+async def test_chunks_reach_the_client_as_they_arrive(start_fake: FakeStarter) -> None:
+    groq = await start_fake("groq", Behaviour(tokens=5, token_delay=0.1))
+    async with running_gateway(provider_env(groq=groq)) as gw:
+        arrivals = []
+        body = b""
+        started = trio.current_time()
+        async with await stream_chat(gw.client) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            assert response.headers["x-provider"] == "groq"
+            async for chunk in response.aiter_bytes():
+                arrivals.append(trio.current_time() - started)
+                body += chunk
+    events = events_of(body)
+    assert text_of(events) == "tok0 tok1 tok2 tok3 tok4 "
+    assert events[-1] == "[DONE]"
+    assert len(arrivals) >= 5
+    # The first token came long before the last one was produced: nothing was buffered.
+    assert arrivals[0] < 0.25
+    assert arrivals[-1] > 0.45
+
+
+async def test_usage_is_passed_through_when_asked_for(start_fake: FakeStarter) -> None:
+    groq = await start_fake("groq")
+    async with running_gateway(provider_env(groq=groq)) as gw:
+        events_seen = capture_events(gw)
+        body = {**STREAM, "stream_options": {"include_usage": True}}
+        async with await stream_chat(gw.client, body) as response:
+            events = events_of(await response.aread())
+    usage = events[-2]["usage"]
+    assert usage["completion_tokens"] == 3
+    (event,) = events_seen
+    assert event.streamed
+    assert event.outcome == "success"
+    assert event.completion_tokens == 3
+    assert event.ttfb_ms is not None
+
+
+BEFORE_FIRST_BYTE = {
+    "500": Behaviour(status=500),
+    "429": Behaviour(status=429),
+    "stall before the first event": Behaviour(stall_after=0),
+    "slow headers": Behaviour(delay_before_headers=3),
+    "malformed first event": Behaviour(malformed_after=0),
+    "error event first": Behaviour(error_event_after=0),
+    "empty stream without [DONE]": Behaviour(truncate_after=0),
+    "reset before headers": Behaviour(reset="before_headers"),
+}
+
+
+@pytest.mark.parametrize("fault", BEFORE_FIRST_BYTE)
+async def test_a_stream_fails_over_until_its_first_byte(
+    two: tuple[FakeProvider, FakeProvider], fault: str
+) -> None:
+    groq, cerebras = two
+    groq.default = BEFORE_FIRST_BYTE[fault]
+    env = {**provider_env(groq=groq, cerebras=cerebras), **FAST}
+    async with running_gateway(env) as gw, await stream_chat(gw.client) as response:
+        body = await response.aread()
+    assert response.status_code == 200
+    assert response.headers["x-provider"] == "cerebras"
+    assert text_of(events_of(body)) == "tok0 tok1 tok2 "
+    assert events_of(body)[-1] == "[DONE]"
+
+
+AFTER_FIRST_BYTE = {
+    "error event": (Behaviour(error_event_after=2), "stream failed"),
+    "malformed event": (Behaviour(malformed_after=2), "not valid JSON"),
+    "cut without [DONE]": (Behaviour(truncate_after=2), "[DONE]"),
+    "stall mid-stream": (Behaviour(stall_after=2), "stalled"),
+    "reset mid-body": (Behaviour(reset="mid_body"), "Error"),
+}
+
+
+@pytest.mark.parametrize("fault", AFTER_FIRST_BYTE)
+async def test_a_failure_after_the_first_byte_ends_the_stream_with_an_error_event(
+    two: tuple[FakeProvider, FakeProvider], fault: str
+) -> None:
+    groq, cerebras = two
+    groq.default, detail = AFTER_FIRST_BYTE[fault]
+    async with running_gateway({**provider_env(groq=groq, cerebras=cerebras), **FAST}) as gw:
+        recorded = capture_events(gw)
+        async with await stream_chat(gw.client) as response:
+            body = await response.aread()
+    assert response.status_code == 200
+    assert response.headers["x-provider"] == "groq"
+    events = events_of(body)
+    assert events[0]["choices"][0]["delta"]["role"] == "assistant"
+    error = events[-1]["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["code"] == "stream_failed"
+    assert detail in error["message"]
+    assert len(cerebras.requests) == 0
+    (event,) = recorded
+    assert event.outcome in ("invalid_response", "timeout", "connection_error")
+    assert event.final
+
+
+async def test_an_endless_stream_is_ended_at_the_request_deadline(start_fake: FakeStarter) -> None:
+    groq = await start_fake("groq", Behaviour(tokens=10_000, token_delay=0.02))
+    async with running_gateway(
+        {**provider_env(groq=groq), "REQUEST_DEADLINE_SECONDS": "0.6"}
+    ) as gw:
+        started = trio.current_time()
+        async with await stream_chat(gw.client) as response:
+            body = await response.aread()
+        elapsed = trio.current_time() - started
+    assert 0.5 < elapsed < 1.5
+    assert "deadline" in events_of(body)[-1]["error"]["message"]
+
+
+async def test_a_client_that_leaves_mid_stream_closes_the_upstream_at_once(
+    start_fake: FakeStarter,
+) -> None:
+    groq = await start_fake("groq", Behaviour(tokens=1000, token_delay=0.05))
+    async with running_gateway(provider_env(groq=groq)) as gw:
+        recorded = capture_events(gw)
+        client = httpx.AsyncClient(base_url=gw.url, trust_env=False)
+        async with client, await stream_chat(client) as response:
+            seen = 0
+            async for _ in response.aiter_bytes():
+                seen += 1
+                if seen == 3:
+                    break
+        left_at = trio.current_time()
+        await eventually(lambda: groq.requests[0].disconnected_at is not None)
+        gap = (groq.requests[0].disconnected_at or 0) - left_at
+        await trio.sleep(0.05)
+    assert gap < 0.1, f"upstream saw the close {gap * 1000:.0f} ms after the client left"
+    assert [e.outcome for e in recorded] == ["client_cancelled"]
+
+
+async def test_a_client_that_leaves_while_waiting_cancels_the_upstream_call(
+    start_fake: FakeStarter,
+) -> None:
+    groq = await start_fake("groq", Behaviour(delay_before_headers=5))
+    async with running_gateway(provider_env(groq=groq)) as gw:
+        recorded = capture_events(gw)
+        async with httpx.AsyncClient(base_url=gw.url, trust_env=False) as client:
+            with trio.move_on_after(0.3):
+                await client.post("/v1/chat/completions", json={"messages": STREAM["messages"]})
+            left_at = trio.current_time()
+        await eventually(lambda: groq.requests[0].disconnected_at is not None)
+        gap = (groq.requests[0].disconnected_at or 0) - left_at
+        await trio.sleep(0.05)
+    assert gap < 0.1
+    assert [e.outcome for e in recorded] == ["client_cancelled"]
+    breaker = gw.state.table.breakers["groq#1"]
+    assert breaker.failures == 0, "a client leaving is no failure of the provider"
+
+
+async def test_twenty_cancelled_streams_leave_no_upstream_connection_open(
+    start_fake: FakeStarter,
+) -> None:
+    groq = await start_fake("groq", Behaviour(tokens=1000, token_delay=0.02))
+    async with running_gateway(provider_env(groq=groq)) as gw:
+
+        async def leave_early() -> None:
+            client = httpx.AsyncClient(base_url=gw.url, trust_env=False)
+            async with client, await stream_chat(client) as response:
+                async for _ in response.aiter_bytes():
+                    break
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(20):
+                nursery.start_soon(leave_early)
+        await eventually(lambda: all(r.disconnected_at is not None for r in groq.requests))
+        assert len(groq.requests) == 20
