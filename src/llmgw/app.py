@@ -10,8 +10,10 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from llmgw.asgi import KeepAliveSafeHTTPConnection
+from llmgw.auth import BASIC_AUTH_PATHS, OPEN_PATHS, key_matches, presented_key
 from llmgw.config import Settings
 from llmgw.errors import (
+    AuthenticationFailed,
     GatewayError,
     InternalError,
     InvalidRequest,
@@ -19,11 +21,12 @@ from llmgw.errors import (
     NotFound,
     PayloadTooLarge,
     RequestTimeout,
+    UnsupportedMediaType,
 )
 from llmgw.gateway import Gateway
 from llmgw.request_id import request_id_from
 from llmgw.responses import current_request_id, error_response
-from llmgw.routes import chat, health, models
+from llmgw.routes import chat, health, models, stats
 
 log = logging.getLogger("llmgw")
 
@@ -60,8 +63,32 @@ def create_app(settings: Settings) -> QuartTrio:
         await gw.stop()
 
     @app.before_request
-    async def assign_request_id() -> None:
+    async def assign_request_id_and_authenticate() -> None:
         g.request_id = request_id_from(request.headers.get("x-request-id"))
+        keys = settings.gateway_api_keys
+        if not keys or request.path in OPEN_PATHS:
+            return
+        key = presented_key(request.path, request.headers.get("authorization"))
+        if key is not None and key_matches(key, keys):
+            return
+        challenge = 'Basic realm="llmgw"' if request.path in BASIC_AUTH_PATHS else "Bearer"
+        message = (
+            "missing API key: send 'Authorization: Bearer <key>'"
+            if key is None
+            else "invalid API key"
+        )
+        raise AuthenticationFailed(message, headers={"WWW-Authenticate": challenge})
+
+    @app.before_request
+    async def require_json_content_type() -> None:
+        if request.method != "POST":
+            return
+        mimetype = request.mimetype
+        if mimetype and mimetype != "application/json":
+            raise UnsupportedMediaType(
+                f"Content-Type must be application/json, not {mimetype}",
+                headers={"Accept-Post": "application/json"},
+            )
 
     @app.after_request
     async def stamp_request_id(response: Response) -> Response:
@@ -97,6 +124,6 @@ def create_app(settings: Settings) -> QuartTrio:
         )
         return error_response(InternalError("the gateway failed to handle this request"))
 
-    for blueprint in (chat.blueprint, models.blueprint, health.blueprint):
+    for blueprint in (chat.blueprint, models.blueprint, health.blueprint, stats.blueprint):
         app.register_blueprint(blueprint)
     return app
