@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -74,74 +70,6 @@ def provider_env(**fakes: FakeProvider) -> dict[str, str]:
         suffix = "/v1beta" if provider == "gemini" else "/v1"
         env[f"{prefix}_BASE_URL"] = fake.base_url + suffix
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class GatewayProcess:
-    url: str
-    process: trio.Process
-    output: bytearray
-
-    @property
-    def log(self) -> str:
-        return self.output.decode("utf-8", "replace")
-
-
-@asynccontextmanager
-async def gateway_process(
-    env: Mapping[str, str], cwd: str | None = None
-) -> AsyncIterator[GatewayProcess]:
-    """`python -m llmgw` as a child process, as a user starts it; stops it at the end."""
-    port = free_port()
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH")}
-    full_env = {**keep, "PORT": str(port), **env}
-    output = bytearray()
-    async with trio.open_nursery() as nursery:
-        process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "llmgw"],
-            env=full_env,
-            # A scratch directory: no developer's .env is read, no metrics.db left behind.
-            cwd=cwd or tempfile.mkdtemp(prefix="llmgw-test-"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-
-        async def collect() -> None:
-            assert process.stdout is not None
-            async for chunk in process.stdout:
-                output.extend(chunk)
-
-        nursery.start_soon(collect)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            await _wait_until_serving(url, process, output)
-            yield GatewayProcess(url, process, output)
-        finally:
-            if process.returncode is None:
-                process.kill()
-            with trio.CancelScope(shield=True), trio.move_on_after(10):
-                await process.wait()
-
-
-async def _wait_until_serving(url: str, process: trio.Process, output: bytearray) -> None:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        with trio.fail_after(20):
-            while True:
-                if process.poll() is not None:
-                    raise AssertionError(f"llmgw exited early: {output.decode()}")
-                try:
-                    if (await client.get(url + "/health")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await trio.sleep(0.05)
 
 
 class RecordingSink(MetricsSink):

@@ -11,8 +11,9 @@ import httpx
 import pytest
 import trio
 
-from conftest import RunningGateway, capture_events, free_port, provider_env, running_gateway
+from conftest import RunningGateway, capture_events, provider_env, running_gateway
 from llmgw.testing.fake_provider import Behaviour, FakeProvider
+from llmgw.testing.launch import free_port
 
 FakeStarter = Callable[..., Any]
 HELLO = {"messages": [{"role": "user", "content": "hello"}]}

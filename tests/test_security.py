@@ -12,9 +12,10 @@ import httpx
 import pytest
 import trio
 
-from conftest import gateway_process, provider_env, running_gateway
+from conftest import provider_env, running_gateway
 from llmgw.auth import basic_password, bearer_token, key_matches
 from llmgw.testing.fake_provider import Behaviour, FakeProvider
+from llmgw.testing.launch import gateway_process
 
 FakeStarter = Callable[..., Any]
 HELLO = {"messages": [{"role": "user", "content": "hello"}]}

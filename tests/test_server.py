@@ -12,8 +12,9 @@ import httpx
 import pytest
 import trio
 
-from conftest import gateway_process, provider_env, running_gateway
+from conftest import provider_env, running_gateway
 from llmgw.testing.fake_provider import Behaviour, FakeProvider
+from llmgw.testing.launch import gateway_process
 
 FakeStarter = Callable[..., Any]
 
