@@ -24,6 +24,8 @@ from llmgw.providers.gemini import (
     to_gemini_schema,
     translate_error,
 )
+from llmgw.providers.gemini.schema import MAX_SCHEMA_DEPTH
+from llmgw.testing.fake_gemini import request_problem
 
 JSON = dict[str, Any]
 USER = {"role": "user", "content": "hi"}
@@ -93,6 +95,15 @@ def test_the_call_sends_the_key_in_a_header_and_never_in_the_url(stream: bool) -
     assert "authorization" not in call.headers
     assert call.url.endswith(":streamGenerateContent?alt=sse" if stream else ":generateContent")
     assert orjson.loads(call.content) == {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+
+
+def test_the_call_refuses_json_nested_too_deeply_to_send() -> None:
+    arguments = '{"a": ' + "[" * 300 + "]" * 300 + "}"
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": arguments}}
+    messages = [USER, {"role": "assistant", "tool_calls": [call]}]
+    request = ChatRequest(body={"messages": messages}, stream=False)
+    with pytest.raises(InvalidRequest, match="too deeply"):
+        adapter().build_call(provider(), "k", request, "m", "r")
 
 
 def test_the_call_refuses_a_request_gemini_cannot_express() -> None:
@@ -354,7 +365,7 @@ def test_a_tool_round_trip_becomes_function_call_and_function_response_parts() -
             "role": "user",
             "parts": [
                 {"functionResponse": {"name": "weather", "response": {"temp": 21}}},
-                {"functionResponse": {"name": "time", "response": {"content": "noon"}}},
+                {"functionResponse": {"name": "time", "response": {"output": "noon"}}},
                 {"text": "thanks"},
             ],
         },
@@ -365,15 +376,15 @@ def test_a_tool_round_trip_becomes_function_call_and_function_response_parts() -
     ("content", "response"),
     [
         ('{"a": 1}', {"a": 1}),
-        ("[1, 2]", {"content": "[1, 2]"}),
-        ("42", {"content": "42"}),
-        ("not json", {"content": "not json"}),
-        ("", {"content": ""}),
-        (None, {"content": ""}),
+        ("[1, 2]", {"output": "[1, 2]"}),
+        ("42", {"output": "42"}),
+        ("not json", {"output": "not json"}),
+        ("", {"output": ""}),
+        (None, {"output": ""}),
         ([{"type": "text", "text": '{"a"'}, {"type": "text", "text": ": 2}"}], {"a": 2}),
     ],
 )
-def test_a_tool_result_is_its_json_object_or_wrapped_as_content(
+def test_a_tool_result_is_its_json_object_or_wrapped_as_output(
     content: Any, response: JSON
 ) -> None:
     request = translate(
@@ -572,6 +583,29 @@ def test_an_unknown_tool_choice_is_refused(choice: Any) -> None:
 # --- JSON schema cleaning ---------------------------------------------------------------------
 
 
+def nested_list(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def deeply_nested_schema(depth: int) -> JSON:
+    schema: JSON = {"type": "string"}
+    for _ in range(depth):
+        schema = {"type": "array", "items": schema}
+    return schema
+
+
+def self_multiplying_schema(levels: int) -> JSON:
+    """Each definition holds two of the next: small to send, 2**levels schemas once inlined."""
+    defs: JSON = {f"D{levels}": {"type": "string"}}
+    for level in range(levels):
+        ref = {"$ref": f"#/$defs/D{level + 1}"}
+        defs[f"D{level}"] = {"type": "object", "properties": {"a": ref, "b": ref}}
+    return {"$defs": defs, "$ref": "#/$defs/D0"}
+
+
 @pytest.mark.parametrize(
     ("schema", "expected"),
     [
@@ -670,10 +704,108 @@ def test_an_unknown_tool_choice_is_refused(choice: Any) -> None:
         ),
         pytest.param(
             {"type": "integer", "enum": [1, 2, None]},
-            {"type": "INTEGER", "enum": ["1", "2"], "nullable": True},
-            id="enum-members-become-strings-and-null-becomes-nullable",
+            {"type": "INTEGER", "nullable": True, "description": "One of: 1, 2."},
+            id="a-non-string-enum-is-described-and-null-becomes-nullable",
         ),
-        pytest.param({"const": "x"}, {"enum": ["x"]}, id="const-is-a-one-member-enum"),
+        pytest.param(
+            {"type": "number", "enum": [0.5, 1], "description": "Step."},
+            {"type": "NUMBER", "description": "Step. One of: 0.5, 1."},
+            id="a-non-string-enum-extends-the-description",
+        ),
+        pytest.param(
+            {"type": "string", "enum": ["a", 1, True]},
+            {"type": "STRING", "enum": ["a", "1", "true"]},
+            id="members-of-a-string-enum-become-strings",
+        ),
+        pytest.param(
+            {"enum": ["a", "b"]},
+            {"type": "STRING", "enum": ["a", "b"]},
+            id="an-untyped-enum-of-strings-is-a-string-enum",
+        ),
+        pytest.param(
+            {"enum": ["a", 1]},
+            {"description": 'One of: "a", 1.'},
+            id="an-untyped-mixed-enum-is-described",
+        ),
+        pytest.param({"enum": [None]}, {"nullable": True}, id="a-null-only-enum-is-nullable"),
+        pytest.param(
+            {"const": "x"}, {"type": "STRING", "enum": ["x"]}, id="const-is-a-one-member-enum"
+        ),
+        pytest.param(
+            {"const": 3, "type": "integer"},
+            {"type": "INTEGER", "description": "One of: 3."},
+            id="a-non-string-const-is-described",
+        ),
+        pytest.param(
+            {"type": "string", "format": "uri"}, {"type": "STRING"}, id="a-string-format-goes"
+        ),
+        pytest.param(
+            {"type": "string", "format": "enum", "enum": ["a"]},
+            {"type": "STRING", "format": "enum", "enum": ["a"]},
+            id="the-enum-string-format-stays",
+        ),
+        pytest.param(
+            {"type": "integer", "format": "int64"},
+            {"type": "INTEGER", "format": "int64"},
+            id="an-integer-format-stays",
+        ),
+        pytest.param(
+            {"type": "number", "format": "int32"}, {"type": "NUMBER"}, id="a-wrong-format-goes"
+        ),
+        pytest.param({"format": "date-time"}, {}, id="a-format-without-a-type-goes"),
+        pytest.param(
+            {"type": "string", "format": ["x"]}, {"type": "STRING"}, id="a-broken-format-goes"
+        ),
+        pytest.param(
+            {"properties": {"a": {"type": "string"}}},
+            {"type": "OBJECT", "properties": {"a": {"type": "STRING"}}},
+            id="properties-imply-an-object",
+        ),
+        pytest.param(
+            {"items": {"type": "string"}},
+            {"type": "ARRAY", "items": {"type": "STRING"}},
+            id="items-imply-an-array",
+        ),
+        pytest.param(
+            {
+                "type": ["object", "array"],
+                "properties": {"a": {"type": "string"}},
+                "required": ["a"],
+                "items": {"type": "integer"},
+            },
+            {
+                "anyOf": [
+                    {"type": "OBJECT", "properties": {"a": {"type": "STRING"}}, "required": ["a"]},
+                    {"type": "ARRAY", "items": {"type": "INTEGER"}},
+                ]
+            },
+            id="object-and-array-keywords-move-into-their-branch-of-a-type-union",
+        ),
+        pytest.param(
+            {
+                "type": "string",
+                "properties": {"a": {"type": "string"}},
+                "required": ["a"],
+                "items": {"type": "string"},
+            },
+            {"type": "STRING"},
+            id="object-and-array-keywords-beside-another-type-go",
+        ),
+        pytest.param(
+            {"allOf": [{"type": "string"}, {"type": "object", "properties": {}}]},
+            {"type": "STRING"},
+            id="a-contradictory-all-of-keeps-the-first-type-alone",
+        ),
+        pytest.param(
+            {"type": ["string", "integer"], "properties": {"a": {"type": "string"}}},
+            {"anyOf": [{"type": "STRING"}, {"type": "INTEGER"}]},
+            id="properties-without-an-object-branch-go",
+        ),
+        pytest.param(
+            {"allOf": [{"required": ["a"]}, {"required": "b"}]},
+            {"required": ["a"]},
+            id="a-broken-required-in-all-of-is-ignored",
+        ),
         pytest.param({"enum": "x", "type": "string"}, {"type": "STRING"}, id="a-broken-enum-goes"),
         pytest.param(
             {
@@ -745,6 +877,9 @@ def test_json_schemas_are_cleaned_to_what_gemini_accepts(schema: JSON, expected:
         ({"$ref": "#/$defs/Missing"}, "not a local definition"),
         ({"type": "array", "items": True}, "not an object"),
         ([], "JSON Schema object"),
+        (deeply_nested_schema(MAX_SCHEMA_DEPTH + 1), "too large"),
+        (self_multiplying_schema(20), "too large"),
+        ({"type": "integer", "enum": [nested_list(300)]}, "nested too deeply"),
     ],
 )
 def test_schemas_gemini_cannot_express_are_refused(schema: Any, words: str) -> None:
@@ -752,6 +887,11 @@ def test_schemas_gemini_cannot_express_are_refused(schema: Any, words: str) -> N
         to_gemini_schema(schema, "tools[0].function.parameters")
     assert raised.value.param == "tools[0].function.parameters"
     assert words in raised.value.message
+
+
+def test_a_schema_at_the_depth_limit_is_taken() -> None:
+    cleaned = to_gemini_schema(deeply_nested_schema(MAX_SCHEMA_DEPTH), "p")
+    assert cleaned["type"] == "ARRAY"
 
 
 def test_a_schema_is_not_modified_in_place() -> None:
@@ -851,6 +991,7 @@ def test_parameters_without_effect_on_the_answer_are_dropped(params: JSON) -> No
         ({"response_format": {"type": "yaml"}}, "response_format"),
         ({"response_format": "json"}, "response_format"),
         ({"reasoning_effort": "max"}, "reasoning_effort"),
+        ({"reasoning_effort": ["low"]}, "reasoning_effort"),
     ],
 )
 def test_parameters_that_change_the_answer_are_refused_naming_the_param(
@@ -1019,6 +1160,8 @@ def test_candidates_become_choices_indexed_by_their_index_or_position() -> None:
         ("PROHIBITED_CONTENT", False, "content_filter"),
         ("SPII", False, "content_filter"),
         ("IMAGE_SAFETY", False, "content_filter"),
+        ("IMAGE_PROHIBITED_CONTENT", False, "content_filter"),
+        ("IMAGE_RECITATION", False, "content_filter"),
         ("LANGUAGE", False, "content_filter"),
         ("SAFETY", True, "content_filter"),
         ("OTHER", False, "stop"),
@@ -1068,6 +1211,14 @@ def test_a_blocked_prompt_is_one_empty_content_filtered_choice() -> None:
         (b'{"candidates": []}', "no candidates"),
         (b'{"candidates": "x"}', "malformed candidates"),
         (b'{"candidates": ["x"]}', "not an object"),
+        (
+            b'{"candidates": [{"content": {"parts": [{"functionCall": {"name": "f", "args": '
+            + b'{"a": '
+            + b"[" * 300
+            + b"]" * 300
+            + b"}}}]}}]}",
+            "nested too deeply",
+        ),
     ],
 )
 def test_a_response_we_cannot_pass_on_is_a_protocol_error(body: bytes, words: str) -> None:
@@ -1091,6 +1242,10 @@ def test_a_response_we_cannot_pass_on_is_a_protocol_error(body: bytes, words: st
         (
             {"promptTokenCount": "3", "candidatesTokenCount": 1},
             {"prompt_tokens": 0, "completion_tokens": 1, "total_tokens": 1},
+        ),
+        (
+            {"promptTokenCount": True, "candidatesTokenCount": -4, "thoughtsTokenCount": 2**64 - 1},
+            {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
         ),
     ],
 )
@@ -1412,6 +1567,11 @@ QUOTA_FAILURE = {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violat
             },
         ),
         (
+            429,
+            b'[{"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}}]',
+            {"message": "quota", "type": "rate_limit_error", "code": "resource_exhausted"},
+        ),
+        (
             400,
             b'{"error": {"message": ""}}',
             {
@@ -1448,3 +1608,104 @@ def test_gemini_errors_become_openais_error_shape(status: int, body: bytes, expe
 )
 def test_the_retry_delay_is_read_from_retry_info(body: bytes, seconds: float | None) -> None:
     assert retry_delay_seconds(body) == seconds
+
+
+# --- the fake provider's Gemini checks ----------------------------------------------------------
+# The end-to-end tests trust the fake to refuse what Gemini refuses; these rows hold it to that.
+
+TEXT_TURN = {"role": "user", "parts": [{"text": "hi"}]}
+
+
+def with_parameters(schema: JSON) -> JSON:
+    declaration = {"name": "f", "parameters": {"type": "OBJECT", "properties": {"a": schema}}}
+    return {"contents": [TEXT_TURN], "tools": [{"functionDeclarations": [declaration]}]}
+
+
+@pytest.mark.parametrize(
+    ("request_body", "words"),
+    [
+        ({"contents": [TEXT_TURN], "model": "m"}, 'Unknown name "model"'),
+        ({"contents": []}, "contents is not specified"),
+        ({"contents": [{"role": "assistant", "parts": [{"text": "a"}]}]}, "valid role"),
+        ({"contents": [{"role": "user", "parts": []}]}, "must not be empty"),
+        ({"contents": [{"role": "user", "parts": [{"text": ""}]}]}, "must not be empty"),
+        ({"contents": [{"role": "user", "parts": [{"text": "a", "inlineData": {}}]}]}, "one kind"),
+        (
+            {
+                "contents": [
+                    {"role": "user", "parts": [{"functionResponse": {"name": "f", "response": 1}}]}
+                ]
+            },
+            "must be an object",
+        ),
+        (
+            {"contents": [TEXT_TURN], "generationConfig": {"topK": 1, "max": 2}},
+            'Unknown name "max"',
+        ),
+        (
+            {"contents": [TEXT_TURN], "generationConfig": {"responseSchema": {"type": "STRING"}}},
+            "requires response_mime_type",
+        ),
+        (with_parameters({"type": "INTEGER", "enum": ["1"]}), "only allowed for STRING"),
+        (with_parameters({"type": "STRING", "format": "uri"}), "'date-time'"),
+        (with_parameters({"type": "STRING", "additionalProperties": False}), "Unknown name"),
+        (with_parameters({"type": "string"}), "'string'"),
+        (with_parameters({"type": "STRING", "properties": {}}), "only allowed for OBJECT"),
+        (
+            {
+                "contents": [TEXT_TURN],
+                "toolConfig": {"functionCallingConfig": {"mode": "REQUIRED"}},
+            },
+            "invalid mode",
+        ),
+    ],
+)
+def test_the_fake_refuses_what_gemini_refuses(request_body: JSON, words: str) -> None:
+    problem = request_problem(request_body)
+    assert problem is not None
+    assert words in problem
+
+
+def test_the_fake_accepts_what_the_adapter_sends_for_a_full_request() -> None:
+    body = {
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "see"},
+                    {"type": "image_url", "image_url": {"url": PNG}},
+                ],
+            },
+            calls_named("weather"),
+            {"role": "tool", "tool_call_id": "call_weather", "content": "sunny"},
+        ],
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "weather",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"unit": {"type": "integer", "enum": [0, 1]}},
+                        "additionalProperties": False,
+                    },
+                },
+            }
+        ],
+        "tool_choice": "required",
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {
+                "name": "x",
+                "schema": {
+                    "type": "object",
+                    "properties": {"a": {"type": "string", "format": "email"}},
+                },
+            },
+        },
+        "temperature": 0.3,
+        "stop": "END",
+        "reasoning_effort": "low",
+    }
+    assert request_problem(to_gemini_request(body)) is None

@@ -7,12 +7,10 @@ forwarded as the bytes that arrived.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from llmgw.config import ProviderConfig
-from llmgw.errors import error_body
+from llmgw.errors import InvalidRequest, error_body
 from llmgw.providers.base import (
     ChatRequest,
     StreamTranslator,
@@ -21,25 +19,8 @@ from llmgw.providers.base import (
     UpstreamProtocolError,
     Usage,
 )
+from llmgw.providers.jsonwire import load_json, upstream_error_message
 from llmgw.providers.sse import SSEDecoder
-
-
-def upstream_error_message(payload: object) -> str | None:
-    """The message of an `{"error": ...}` object, as OpenAI-style APIs send it; else None."""
-    if not isinstance(payload, dict) or "error" not in payload:
-        return None
-    error = payload["error"]
-    if isinstance(error, dict):
-        message = error.get("message")
-        return str(message) if message else "unknown error"
-    return str(error) if error else "unknown error"
-
-
-def _load_json(data: bytes, what: str) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise UpstreamProtocolError(f"the provider sent {what} that is not valid JSON") from None
 
 
 class OpenAICompatAdapter:
@@ -47,6 +28,11 @@ class OpenAICompatAdapter:
         self, provider: ProviderConfig, key: str, request: ChatRequest, model: str, request_id: str
     ) -> UpstreamCall:
         body = {**request.body, "model": model}
+        try:
+            content = orjson.dumps(body)
+        except orjson.JSONEncodeError:
+            # orjson reads 1,024 levels of nesting but writes only 254; no model needs more.
+            raise InvalidRequest("the request body is nested too deeply") from None
         return UpstreamCall(
             url=provider.base_url + "/chat/completions",
             headers={
@@ -55,11 +41,11 @@ class OpenAICompatAdapter:
                 "accept": "text/event-stream" if request.stream else "application/json",
                 "x-request-id": request_id,
             },
-            content=orjson.dumps(body),
+            content=content,
         )
 
     def translate_response(self, body: bytes, model: str) -> TranslatedResponse:
-        payload = _load_json(body, "a response")
+        payload = load_json(body, "a response")
         message = upstream_error_message(payload)
         if message is not None:
             raise UpstreamProtocolError(f"the provider answered with an error: {message}")
@@ -108,7 +94,7 @@ class PassthroughStream(StreamTranslator):
         if data == b"[DONE]":
             self.done = True
             return
-        payload = _load_json(data, "a stream event")
+        payload = load_json(data, "a stream event")
         message = upstream_error_message(payload)
         if message is not None:
             raise UpstreamProtocolError(f"the provider's stream failed: {message}")

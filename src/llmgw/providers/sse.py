@@ -18,7 +18,8 @@ class SSEEvent:
 class SSEDecoder:
     """Splits a byte stream into event blocks at blank lines.
 
-    Lines may end in LF or CRLF, and chunks may split anywhere, even inside a line ending.
+    Lines may end in LF, CRLF or a lone CR (as the SSE spec allows), and chunks may split
+    anywhere, even inside a line ending.
     """
 
     def __init__(self) -> None:
@@ -32,7 +33,10 @@ class SSEDecoder:
     def feed(self, data: bytes) -> list[SSEEvent]:
         buffer = self._buffer + data
         if b"\r" in buffer:
-            buffer = buffer.replace(b"\r\n", b"\n")
+            # A trailing CR may be the first half of a CRLF split across chunks: hold it back.
+            held = b"\r" if buffer.endswith(b"\r") else b""
+            body = buffer[:-1] if held else buffer
+            buffer = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + held
         if b"\n\n" not in buffer:
             self._buffer = buffer
             return []

@@ -2,7 +2,8 @@
 Gemini's native one, with fault injection. Used by the tests and the benchmarks.
 
 It is built on h11 and raw trio sockets rather than a framework, so that it can misbehave the
-way real servers do: reset a connection, stall mid-stream, cut a stream, send garbage.
+way real servers do: reset a connection, stall mid-stream, cut a stream, send garbage. What it
+answers in Gemini's format, and the request checks it makes there, live in `fake_gemini`.
 
 Run it standalone with `python -m llmgw.testing.fake_provider --port 9001`; its behaviour can then
 be changed with `POST /_fake/behaviour` (a JSON object of Behaviour fields).
@@ -24,7 +25,10 @@ import h11
 import orjson
 import trio
 
+from llmgw.testing import fake_gemini
+
 Reset = Literal["before_headers", "mid_body"]
+Safety = Literal["prompt", "response"]
 
 
 @dataclass
@@ -44,7 +48,17 @@ class Behaviour:
     malformed_after: int | None = None  # after N events send a line that is not JSON
     error_event_after: int | None = None  # after N events send an `error` event
     reset: Reset | None = None  # close with RST before the headers, or after the first event
+    # (a stream) or half of the body (an answer at once)
+    drip_delay: float = 0.0  # an answer at once: send it 64 bytes at a time, this far apart
     usage: bool = True
+    # What the answer says. tool_call ({"name": ..., "args": {...}}) is called, in either wire
+    # format, when the request offers that function and its last turn is not a tool result.
+    tool_call: dict[str, Any] | None = None
+    # Gemini only: block the prompt (promptFeedback.blockReason, no candidates) or stop the
+    # answer for safety (finishReason SAFETY, no content).
+    safety: Safety | None = None
+    thoughts_tokens: int = 0  # Gemini only: thinking tokens in usage; thinking signs its calls
+    retry_delay: float | None = None  # Gemini only: a 429's RetryInfo delay, in seconds
 
 
 @dataclass
@@ -81,7 +95,8 @@ class FakeProvider:
         """The next requests get these behaviours, in order; later ones get `default`."""
         self.queue.extend(behaviours)
 
-    def _next_behaviour(self) -> Behaviour:
+    def next_behaviour(self) -> Behaviour:
+        """The behaviour for the next request; subclasses may choose their own (a fault mix)."""
         return self.queue.popleft() if self.queue else self.default
 
     async def serve(
@@ -125,7 +140,7 @@ class _Connection:
             if recorded.path == "/_fake/behaviour":
                 await self._control(recorded)
             else:
-                behaviour = self.fake._next_behaviour()
+                behaviour = self.fake.next_behaviour()
                 keep_going = await self._answer_watching_for_close(recorded, behaviour)
                 if not keep_going:
                     return
@@ -211,12 +226,16 @@ class _Connection:
         if behaviour.status != 200 or behaviour.body is not None:
             body = behaviour.body
             if body is None:
-                body = _error_body(behaviour.status, gemini)
+                body = _error_body(behaviour.status, gemini, behaviour.retry_delay)
             await self._send_simple(behaviour.status, body, behaviour.headers)
+            return
+        problem = fake_gemini.request_problem(_json_or_none(recorded)) if gemini else None
+        if problem is not None:
+            await self._send_simple(400, fake_gemini.error_body(400, problem), behaviour.headers)
             return
         if not streaming:
             body = _full_answer(recorded, behaviour, model, gemini)
-            await self._send_simple(200, body, behaviour.headers)
+            await self._send_simple(200, body, behaviour.headers, behaviour)
             return
         await self._stream(recorded, behaviour, model, gemini)
 
@@ -245,11 +264,25 @@ class _Connection:
             await self._send(h11.Data(data=event))
         await self._send(h11.EndOfMessage())
 
-    async def _send_simple(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+    async def _send_simple(
+        self,
+        status: int,
+        body: bytes,
+        headers: dict[str, str],
+        behaviour: Behaviour | None = None,
+    ) -> None:
         all_headers = {"content-type": "application/json", **headers}
         all_headers["content-length"] = str(len(body))
         await self._send(h11.Response(status_code=status, headers=list(all_headers.items())))
-        await self._send(h11.Data(data=body))
+        if behaviour is not None and behaviour.reset == "mid_body":
+            await self._send(h11.Data(data=body[: len(body) // 2]))
+            await self._reset()
+        if behaviour is not None and behaviour.drip_delay:
+            for start in range(0, len(body), 64):
+                await self._send(h11.Data(data=body[start : start + 64]))
+                await trio.sleep(behaviour.drip_delay)
+        else:
+            await self._send(h11.Data(data=body))
         await self._send(h11.EndOfMessage())
 
     async def _send(self, event: Any) -> None:
@@ -267,11 +300,15 @@ class _Connection:
         raise _ClientGone()
 
 
-def _asks_for_stream(recorded: RecordedRequest) -> bool:
+def _json_or_none(recorded: RecordedRequest) -> Any:
     try:
-        payload = recorded.json
+        return recorded.json
     except orjson.JSONDecodeError:
-        return False
+        return None
+
+
+def _asks_for_stream(recorded: RecordedRequest) -> bool:
+    payload = _json_or_none(recorded)
     return isinstance(payload, dict) and payload.get("stream") is True
 
 
@@ -293,13 +330,9 @@ def _tokens(behaviour: Behaviour) -> list[str]:
     return [f"{behaviour.text}{i} " for i in range(behaviour.tokens)]
 
 
-def _error_body(status: int, gemini: bool) -> bytes:
+def _error_body(status: int, gemini: bool, retry_delay: float | None = None) -> bytes:
     if gemini:
-        statuses = {429: "RESOURCE_EXHAUSTED", 400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED"}
-        status_name = statuses.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
-        return orjson.dumps(
-            {"error": {"code": status, "message": f"fake error {status}", "status": status_name}}
-        )
+        return fake_gemini.error_body(status, retry_delay=retry_delay)
     kind = (
         "rate_limit_error"
         if status == 429
@@ -321,34 +354,17 @@ def _usage(recorded: RecordedRequest, behaviour: Behaviour) -> dict[str, int]:
     }
 
 
-def _gemini_usage(recorded: RecordedRequest, behaviour: Behaviour) -> dict[str, int]:
-    usage = _usage(recorded, behaviour)
-    return {
-        "promptTokenCount": usage["prompt_tokens"],
-        "candidatesTokenCount": usage["completion_tokens"],
-        "totalTokenCount": usage["total_tokens"],
-    }
-
-
 def _full_answer(
     recorded: RecordedRequest, behaviour: Behaviour, model: str, gemini: bool
 ) -> bytes:
-    text = "".join(_tokens(behaviour))
     if gemini:
-        payload: dict[str, Any] = {
-            "candidates": [
-                {
-                    "content": {"role": "model", "parts": [{"text": text}]},
-                    "finishReason": "STOP",
-                    "index": 0,
-                }
-            ],
-            "modelVersion": model,
-        }
-        if behaviour.usage:
-            payload["usageMetadata"] = _gemini_usage(recorded, behaviour)
-        return orjson.dumps(payload)
-    payload = {
+        prompt = _prompt_tokens(recorded)
+        return orjson.dumps(fake_gemini.full_answer(recorded.json, behaviour, model, prompt))
+    call = _openai_tool_call(recorded, behaviour)
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(_tokens(behaviour))}
+    if call is not None:
+        message = {"role": "assistant", "content": None, "tool_calls": [call]}
+    payload: dict[str, Any] = {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": int(time.time()),
@@ -356,8 +372,8 @@ def _full_answer(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": "stop",
+                "message": message,
+                "finish_reason": "stop" if call is None else "tool_calls",
             }
         ],
     }
@@ -366,25 +382,34 @@ def _full_answer(
     return orjson.dumps(payload)
 
 
+def _openai_tool_call(recorded: RecordedRequest, behaviour: Behaviour) -> dict[str, Any] | None:
+    """behaviour.tool_call as an OpenAI tool call, when the request offers that function and
+    its last message is not a tool result (so a round trip ends in a text answer)."""
+    wanted, payload = behaviour.tool_call, _json_or_none(recorded)
+    if not wanted or not isinstance(payload, dict):
+        return None
+    tools = payload["tools"] if isinstance(payload.get("tools"), list) else []
+    offered = {
+        tool["function"].get("name")
+        for tool in tools
+        if isinstance(tool, dict) and isinstance(tool.get("function"), dict)
+    }
+    messages = payload.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    answered = isinstance(last, dict) and last.get("role") == "tool"
+    if wanted.get("name") not in offered or answered:
+        return None
+    arguments = orjson.dumps(wanted.get("args", {})).decode()
+    function = {"name": wanted["name"], "arguments": arguments}
+    return {"id": "call_fake0", "type": "function", "function": function}
+
+
 def _stream_events(
     recorded: RecordedRequest, behaviour: Behaviour, model: str, gemini: bool
 ) -> list[bytes]:
-    tokens = _tokens(behaviour)
     if gemini:
-        events = []
-        for index, token in enumerate(tokens):
-            candidate: dict[str, Any] = {
-                "content": {"role": "model", "parts": [{"text": token}]},
-                "index": 0,
-            }
-            event: dict[str, Any] = {"candidates": [candidate], "modelVersion": model}
-            if index == len(tokens) - 1:
-                candidate["finishReason"] = "STOP"
-                if behaviour.usage:
-                    event["usageMetadata"] = _gemini_usage(recorded, behaviour)
-            # Gemini separates its events with CRLF line endings.
-            events.append(b"data: " + orjson.dumps(event) + b"\r\n\r\n")
-        return events
+        prompt = _prompt_tokens(recorded)
+        return fake_gemini.stream_events(recorded.json, behaviour, model, prompt)
     created = int(time.time())
 
     def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
@@ -397,8 +422,13 @@ def _stream_events(
         }
 
     chunks = [chunk({"role": "assistant", "content": ""}, None)]
-    chunks += [chunk({"content": token}, None) for token in tokens]
-    chunks.append(chunk({}, "stop"))
+    call = _openai_tool_call(recorded, behaviour)
+    if call is None:
+        chunks += [chunk({"content": token}, None) for token in _tokens(behaviour)]
+        chunks.append(chunk({}, "stop"))
+    else:
+        chunks.append(chunk({"tool_calls": [{"index": 0, **call}]}, None))
+        chunks.append(chunk({}, "tool_calls"))
     options = recorded.json.get("stream_options") or {}
     if behaviour.usage and options.get("include_usage"):
         final = chunk({}, None)
