@@ -3,6 +3,7 @@ client and the metrics hand-off, started and stopped with the app's lifespan."""
 
 from __future__ import annotations
 
+import http.cookiejar
 from typing import cast
 
 import httpx
@@ -12,6 +13,7 @@ from quart import current_app
 from llmgw import __version__
 from llmgw.config import Settings
 from llmgw.metrics.events import AttemptEvent, MetricsSink
+from llmgw.metrics.writer import MetricsWriter
 from llmgw.providers.base import ProviderAdapter
 from llmgw.providers.gemini import GeminiAdapter
 from llmgw.providers.openai_compat import OpenAICompatAdapter
@@ -38,6 +40,7 @@ class Gateway:
         self._client: httpx.AsyncClient | None = None
         self._proxy: Proxy | None = None
         self._events: trio.MemorySendChannel[AttemptEvent] | None = None
+        self.metrics: MetricsWriter | None = None
 
     @property
     def proxy(self) -> Proxy:
@@ -54,23 +57,30 @@ class Gateway:
             follow_redirects=False,
             headers={"user-agent": f"llmgw/{__version__}"},
         )
+        # One client serves every user: a cookie set by a provider for one request must never
+        # ride along on another's.
+        self._client.cookies.jar.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         send, receive = trio.open_memory_channel[AttemptEvent](METRICS_CHANNEL_SIZE)
         self._events = send
         self.sink = MetricsSink(send)
-        nursery.start_soon(_discard_events, receive)
+        self.metrics = MetricsWriter(
+            settings.metrics_db_path, settings.metrics_retention_days, receive, self.sink
+        )
+        await self.metrics.open()
+        nursery.start_soon(self.metrics.run)
         self._proxy = Proxy(settings, self._client, self.table, self.adapters, self.sink)
 
+    @property
+    def dropped_events(self) -> int:
+        """Events this worker dropped since it started (the database has every worker's)."""
+        return self.sink.dropped
+
     async def stop(self) -> None:
+        # Closing the send side lets the metrics task drain what is queued, then end.
         if self._events is not None:
             await self._events.aclose()
         if self._client is not None:
             await self._client.aclose()
-
-
-async def _discard_events(receive: trio.MemoryReceiveChannel[AttemptEvent]) -> None:
-    async with receive:
-        async for _ in receive:
-            pass
 
 
 def gateway() -> Gateway:

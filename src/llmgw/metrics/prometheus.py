@@ -1,0 +1,93 @@
+"""GET /metrics: a prometheus-client custom collector over the same figures as /stats.
+
+Counters come from the database (all workers, across restarts), not from in-process counters,
+so every worker answers the same. Pruning past the retention lowers them, which Prometheus reads
+as a counter reset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from llmgw.metrics.circuits import RouteCircuit
+from llmgw.metrics.histogram import cumulative_seconds
+from llmgw.metrics.queries import Figures
+
+
+class GatewayCollector(Collector):
+    def __init__(self, figures: Figures, circuits: list[RouteCircuit]) -> None:
+        self._figures = figures
+        self._circuits = circuits
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self._figures
+        requests = CounterMetricFamily(
+            "llmgw_requests",
+            "Upstream attempts, by provider and outcome (a failed-over request counts once "
+            "for each provider it tried).",
+            labels=["provider", "outcome"],
+        )
+        tokens = CounterMetricFamily(
+            "llmgw_tokens", "Tokens the providers reported.", labels=["provider", "kind"]
+        )
+        for name, provider in sorted(figures.providers.items()):
+            for outcome, count in sorted(provider.outcomes.items()):
+                requests.add_metric([name, outcome], count)
+            tokens.add_metric([name, "prompt"], provider.prompt_tokens)
+            tokens.add_metric([name, "completion"], provider.completion_tokens)
+        yield requests
+        yield tokens
+
+        client = CounterMetricFamily(
+            "llmgw_client_requests",
+            "Client requests, by how they ended (however many routes each tried).",
+            labels=["result"],
+        )
+        client.add_metric(["success"], figures.successes)
+        client.add_metric(["failure"], figures.failures)
+        client.add_metric(["client_cancelled"], figures.client_cancelled)
+        yield client
+
+        buckets = [(_le(bound), count) for bound, count in cumulative_seconds(figures.histogram)]
+        buckets.append(("+Inf", sum(figures.histogram.values())))
+        yield HistogramMetricFamily(
+            "llmgw_request_duration_seconds",
+            "Duration of successful upstream attempts (streams: until their end).",
+            buckets=buckets,
+            sum_value=figures.latency_sum_ms / 1000.0,
+        )
+
+        circuit = GaugeMetricFamily(
+            "llmgw_circuit_open",
+            "1 while a route's circuit is tripped (open or half-open) in this worker.",
+            labels=["route", "provider"],
+        )
+        for route in self._circuits:
+            circuit.add_metric([route.route, route.provider], 1.0 if route.tripped else 0.0)
+        yield circuit
+
+        dropped = CounterMetricFamily(
+            "llmgw_metrics_dropped",
+            "Attempt events dropped because the metrics queue was full (all workers).",
+        )
+        dropped.add_metric([], figures.dropped)
+        yield dropped
+
+
+def _le(bound: float) -> str:
+    return repr(float(bound))
+
+
+def exposition(figures: Figures, circuits: list[RouteCircuit]) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(GatewayCollector(figures, circuits))
+    return generate_latest(registry)
