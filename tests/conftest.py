@@ -13,7 +13,7 @@ import pytest
 import trio
 from hypercorn.trio import serve
 
-from llmgw.app import create_app
+from llmgw.app import create_asgi
 from llmgw.config import Settings, load_settings
 from llmgw.gateway import Gateway
 from llmgw.metrics.events import AttemptEvent, MetricsSink
@@ -37,7 +37,7 @@ class RunningGateway:
 async def running_gateway(env: Mapping[str, str]) -> AsyncIterator[RunningGateway]:
     scratch = tempfile.mkdtemp(prefix="llmgw-test-")
     settings = load_settings({"PORT": "0", "METRICS_DB_PATH": f"{scratch}/metrics.db", **env})
-    app = create_app(settings)
+    app = create_asgi(settings)
     config = hypercorn_config(settings)
     config.accesslog = None
     shutdown = trio.Event()
@@ -46,7 +46,7 @@ async def running_gateway(env: Mapping[str, str]) -> AsyncIterator[RunningGatewa
         url = binds[0]
         async with httpx.AsyncClient(base_url=url, timeout=30, trust_env=False) as client:
             try:
-                yield RunningGateway(url, settings, app.extensions["llmgw"], client)
+                yield RunningGateway(url, settings, app.gateway, client)
             finally:
                 shutdown.set()
 

@@ -160,6 +160,21 @@ async def test_an_idle_keep_alive_connection_is_closed_by_the_server() -> None:
     assert closed_after < 2.5, f"idle connection still open after {closed_after:.1f}s"
 
 
+async def test_an_idle_connection_is_closed_after_a_chat_answer_too() -> None:
+    # The chat endpoint is served outside Quart (chat_asgi); it must keep the same guarantee.
+    async with running_gateway({"KEEP_ALIVE_TIMEOUT_SECONDS": "0.5"}) as gw:
+        started = trio.current_time()
+        body = b'{"messages":[{"role":"user","content":"hi"}]}'
+        request = (
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        answer = await raw_exchange(gw.url, request, read_for=5)
+        closed_after = trio.current_time() - started
+    assert answer.startswith(b"HTTP/1.1 503")
+    assert closed_after < 2.5, f"idle connection still open after {closed_after:.1f}s"
+
+
 async def test_a_connection_is_reused_for_several_requests() -> None:
     async with running_gateway({}) as gw:
         request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"

@@ -9,11 +9,9 @@ from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from llmgw.asgi import KeepAliveSafeHTTPConnection
-from llmgw.auth import BASIC_AUTH_PATHS, OPEN_PATHS, key_matches, presented_key
+from llmgw.asgi import GatewayASGI, KeepAliveSafeHTTPConnection
 from llmgw.config import Settings
 from llmgw.errors import (
-    AuthenticationFailed,
     GatewayError,
     InternalError,
     InvalidRequest,
@@ -21,12 +19,12 @@ from llmgw.errors import (
     NotFound,
     PayloadTooLarge,
     RequestTimeout,
-    UnsupportedMediaType,
 )
 from llmgw.gateway import Gateway
+from llmgw.guards import authenticate, require_json
 from llmgw.request_id import request_id_from
 from llmgw.responses import current_request_id, error_response
-from llmgw.routes import chat, health, models, stats
+from llmgw.routes import health, models, stats
 
 log = logging.getLogger("llmgw")
 
@@ -63,32 +61,11 @@ def create_app(settings: Settings) -> QuartTrio:
         await gw.stop()
 
     @app.before_request
-    async def assign_request_id_and_authenticate() -> None:
+    async def assign_request_id_and_check() -> None:
         g.request_id = request_id_from(request.headers.get("x-request-id"))
-        keys = settings.gateway_api_keys
-        if not keys or request.path in OPEN_PATHS:
-            return
-        key = presented_key(request.path, request.headers.get("authorization"))
-        if key is not None and key_matches(key, keys):
-            return
-        challenge = 'Basic realm="llmgw"' if request.path in BASIC_AUTH_PATHS else "Bearer"
-        message = (
-            "missing API key: send 'Authorization: Bearer <key>'"
-            if key is None
-            else "invalid API key"
-        )
-        raise AuthenticationFailed(message, headers={"WWW-Authenticate": challenge})
-
-    @app.before_request
-    async def require_json_content_type() -> None:
-        if request.method != "POST":
-            return
-        mimetype = request.mimetype
-        if mimetype and mimetype != "application/json":
-            raise UnsupportedMediaType(
-                f"Content-Type must be application/json, not {mimetype}",
-                headers={"Accept-Post": "application/json"},
-            )
+        authenticate(request.path, request.headers.get("authorization"), settings.gateway_api_keys)
+        if request.method == "POST":
+            require_json(request.headers.get("content-type"))
 
     @app.after_request
     async def stamp_request_id(response: Response) -> Response:
@@ -124,6 +101,11 @@ def create_app(settings: Settings) -> QuartTrio:
         )
         return error_response(InternalError("the gateway failed to handle this request"))
 
-    for blueprint in (chat.blueprint, models.blueprint, health.blueprint, stats.blueprint):
+    for blueprint in (models.blueprint, health.blueprint, stats.blueprint):
         app.register_blueprint(blueprint)
     return app
+
+
+def create_asgi(settings: Settings) -> GatewayASGI:
+    """What the server runs: the chat hot path as plain ASGI, everything else through Quart."""
+    return GatewayASGI(create_app(settings))

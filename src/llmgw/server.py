@@ -10,7 +10,7 @@ from hypercorn.config import Config
 from hypercorn.run import run as run_workers
 from hypercorn.trio import serve
 
-from llmgw.app import create_app
+from llmgw.app import create_asgi
 from llmgw.config import Settings
 
 log = logging.getLogger("llmgw")
@@ -27,7 +27,10 @@ def hypercorn_config(settings: Settings) -> Config:
     config.read_timeout = None
     config.graceful_timeout = settings.shutdown_grace_seconds
     config.include_server_header = False
-    config.accesslog = logging.getLogger("hypercorn.access")
+    # hypercorn formats an access line's fields before the logger filters it by level, so
+    # with access lines off (LOG_LEVEL above info) no access logger is given at all.
+    access_lines = settings.log_level in ("debug", "info")
+    config.accesslog = logging.getLogger("hypercorn.access") if access_lines else None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.access_log_format = ACCESS_LOG_FORMAT
     config.worker_class = "trio"
@@ -61,5 +64,5 @@ async def _serve_until_signalled(settings: Settings, config: Config) -> None:
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(wait_for_signal)
-        await serve(create_app(settings), config, shutdown_trigger=shutdown.wait)
+        await serve(create_asgi(settings), config, shutdown_trigger=shutdown.wait)
         nursery.cancel_scope.cancel()

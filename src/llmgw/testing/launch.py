@@ -3,7 +3,9 @@ Shared by the tests and the benchmarks."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -107,6 +109,7 @@ async def gateway_process(
             cwd=cwd or tempfile.mkdtemp(prefix="llmgw-"),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so its workers can be stopped too
         )
 
         async def collect() -> None:
@@ -120,10 +123,20 @@ async def gateway_process(
             await _wait_until_serving(url, process, output)
             yield GatewayProcess(url, process, output)
         finally:
-            if process.returncode is None:
-                process.kill()
-            with trio.CancelScope(shield=True), trio.move_on_after(10):
-                await process.wait()
+            with trio.CancelScope(shield=True):
+                await _stop(process)
+
+
+async def _stop(process: trio.Process) -> None:
+    """SIGTERM (a graceful stop), then SIGKILL to the whole process group: with WORKERS > 1,
+    hypercorn's worker processes would otherwise outlive their parent and hold its output."""
+    if process.returncode is None:
+        process.terminate()
+        with trio.move_on_after(10):
+            await process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    await process.wait()
 
 
 async def _wait_until_serving(url: str, process: trio.Process, output: bytearray) -> None:
