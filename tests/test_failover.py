@@ -392,3 +392,62 @@ async def test_usage_and_timing_reach_the_metrics_event(start_fake: FakeStarter)
     assert event.latency_ms >= 0
     assert event.ttfb_ms is not None
     assert not event.streamed
+
+
+async def test_a_reset_mid_body_fails_over(two: tuple[FakeProvider, FakeProvider]) -> None:
+    groq, cerebras = two
+    groq.default = Behaviour(reset="mid_body")
+    async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
+        events = capture_events(gw)
+        response = await chat(gw)
+    assert response.status_code == 200
+    assert response.headers["x-provider"] == "cerebras"
+    assert events[0].outcome == "connection_error"
+
+
+async def test_a_slow_drip_within_the_limits_is_served(start_fake: FakeStarter) -> None:
+    # Each piece arrives well within the idle timeout: slow is not broken.
+    groq = await start_fake("groq", Behaviour(tokens=40, drip_delay=0.02))
+    async with running_gateway({**provider_env(groq=groq), **FAST}) as gw:
+        response = await chat(gw)
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"].startswith("tok0 tok1")
+
+
+async def test_a_drip_slower_than_the_idle_timeout_fails_over(
+    two: tuple[FakeProvider, FakeProvider],
+) -> None:
+    groq, cerebras = two
+    groq.default = Behaviour(drip_delay=0.8)
+    async with running_gateway({**provider_env(groq=groq, cerebras=cerebras), **FAST}) as gw:
+        events = capture_events(gw)
+        response = await chat(gw)
+    assert response.status_code == 200
+    assert response.headers["x-provider"] == "cerebras"
+    assert events[0].outcome == "timeout"
+
+
+async def test_a_drip_past_the_request_deadline_is_cut(start_fake: FakeStarter) -> None:
+    groq = await start_fake("groq", Behaviour(tokens=200, drip_delay=0.05))
+    env = {**provider_env(groq=groq), "REQUEST_DEADLINE_SECONDS": "0.5"}
+    async with running_gateway(env) as gw:
+        started = trio.current_time()
+        response = await chat(gw)
+        elapsed = trio.current_time() - started
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "deadline_exceeded"
+    assert elapsed < 1.5
+
+
+async def test_an_answer_over_the_size_cap_fails_over(
+    two: tuple[FakeProvider, FakeProvider],
+) -> None:
+    groq, cerebras = two
+    huge = b'{"choices":[{"message":{"content":"' + b"x" * (33 * 1024 * 1024) + b'"}}]}'
+    groq.default = Behaviour(body=huge)
+    async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
+        events = capture_events(gw)
+        response = await chat(gw)
+    assert response.status_code == 200
+    assert response.headers["x-provider"] == "cerebras"
+    assert events[0].outcome == "invalid_response"

@@ -129,6 +129,16 @@ async def test_upstream_cookies_and_server_headers_are_not_passed_back(
             assert name not in response.headers
 
 
+async def test_a_cookie_set_by_a_provider_never_rides_along_on_later_requests(
+    start_fake: FakeStarter,
+) -> None:
+    groq = await start_fake("groq", Behaviour(headers={"set-cookie": "tracker=user-a; Path=/"}))
+    async with running_gateway(provider_env(groq=groq)) as gw:
+        for _ in range(3):
+            assert (await gw.client.post("/v1/chat/completions", json=HELLO)).status_code == 200
+    assert all("cookie" not in r.headers for r in groq.requests)
+
+
 async def test_only_our_own_headers_reach_the_upstream(start_fake: FakeStarter) -> None:
     groq = await start_fake("groq")
     async with running_gateway(provider_env(groq=groq)) as gw:
@@ -249,6 +259,10 @@ BAD_INPUTS: dict[str, BadInput] = {
         b'{"temperature":"hot","messages":' + M + b"}", param="temperature"
     ),
     "JSON nested 10,000 deep": BadInput(DEEP),
+    "JSON nested 300 deep in a message": BadInput(
+        b'{"messages":[{"role":"user","content":"x","extra":' + b"[" * 300 + b"]" * 300 + b"}]}",
+        message="nested too deeply",
+    ),
     "stream_options not an object": BadInput(
         b'{"stream_options":true,"messages":' + M + b"}", param="stream_options"
     ),

@@ -41,6 +41,12 @@ def test_sse_events_survive_any_chunking(size: int) -> None:
     ]
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+def test_a_lone_cr_ends_a_line_and_a_split_crlf_is_one_line_ending(size: int) -> None:
+    data = b"data: a\r\rdata: b\r\n\r\ndata: c\r\r\n"
+    assert decode_in_pieces(data, size) == [b"a", b"b", b"c"]
+
+
 def test_an_unterminated_event_stays_pending() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b"data: {}\n") == []
