@@ -1,25 +1,28 @@
-"""Decoding and validating a client's chat completion request. Pure: bytes in, ChatRequest out."""
+"""Decoding and validating a client's chat completion request. Pure: bytes in, ChatRequest out.
+
+orjson decodes the body, because the dict goes upstream untouched; the types generated from the
+spec (`api_types.ChatCompletionRequest`) validate it with msgspec, and a refusal names the
+offending field as OpenAI does (`param: "messages[0].role"`).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import re
 
+import msgspec
 import orjson
+from msgspec import inspect
 
+from llmgw.api_types import ChatCompletionRequest
 from llmgw.errors import InvalidRequest
 from llmgw.providers.base import ChatRequest
 from llmgw.providers.catalog import CATALOG
-
-# Optional fields whose type we check, because every provider would refuse them anyway and the
-# client deserves to learn which field is wrong from us.
-_INTEGER_FIELDS = ("max_tokens", "max_completion_tokens", "n", "seed", "top_logprobs")
-_NUMBER_FIELDS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
 
 
 def parse_chat_request(
     raw: bytes, *, enabled: frozenset[str], fixed_provider: str | None
 ) -> ChatRequest:
-    if not raw.strip():
+    if not raw or raw.isspace():  # not `strip()`, which copies the whole body
         raise InvalidRequest("the request body is empty: expected a JSON object")
     try:
         body = orjson.loads(raw)
@@ -27,52 +30,104 @@ def parse_chat_request(
         raise InvalidRequest(f"the request body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
-    _check_messages(body.get("messages"))
-    model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise InvalidRequest("'model' must be a string", param="model")
-    stream = body.get("stream")
-    if stream is not None and not isinstance(stream, bool):
-        raise InvalidRequest("'stream' must be a boolean", param="stream")
-    _check_numbers(body)
-    options = body.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise InvalidRequest("'stream_options' must be an object", param="stream_options")
-    provider, pinned_model = _pin(model, enabled, fixed_provider)
+    try:
+        chat = msgspec.convert(body, ChatCompletionRequest)
+    except msgspec.ValidationError as error:
+        raise schema_refusal(str(error)) from None
+    provider, pinned_model = _pin(chat.model, enabled, fixed_provider)
     return ChatRequest(
-        body=body, stream=stream is True, pinned_provider=provider, pinned_model=pinned_model
+        body=body, stream=chat.stream is True, pinned_provider=provider, pinned_model=pinned_model
     )
 
 
-def _check_messages(messages: Any) -> None:
-    if messages is None:
-        raise InvalidRequest("'messages' is required", param="messages")
-    if not isinstance(messages, list) or not messages:
-        raise InvalidRequest("'messages' must be a non-empty array", param="messages")
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise InvalidRequest(
-                f"'messages[{index}]' must be an object", param=f"messages[{index}]"
-            )
-        if not isinstance(message.get("role"), str):
-            raise InvalidRequest(
-                f"'messages[{index}].role' must be a string", param=f"messages[{index}].role"
-            )
+# msgspec's messages: "Expected `int | null`, got `str` - at `$.max_tokens`",
+# "Expected `int` >= 1 - at `$.max_tokens`", "Object missing required field `role` - at
+# `$.messages[0]`". The path becomes `param`; the wording comes from the field's type.
+_ERROR = re.compile(r"(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?", re.DOTALL)
+_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
+_GOT = re.compile(r"Expected `[^`]+`, got `(?P<got>[^`]+)`")
+_BOUND = re.compile(r"Expected `[^`]+` (?P<op>[<>]=?) (?P<limit>\S+)")
+_BOUND_WORDS = {">=": "at least", ">": "more than", "<=": "at most", "<": "less than"}
+_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+_REQUEST_TYPE = inspect.type_info(ChatCompletionRequest)
+assert isinstance(_REQUEST_TYPE, inspect.StructType)
+_REQUIRED = frozenset(field.encode_name for field in _REQUEST_TYPE.fields if field.required)
 
 
-def _check_numbers(body: dict[str, Any]) -> None:
-    for name in _INTEGER_FIELDS:
-        value = body.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise InvalidRequest(f"'{name}' must be an integer", param=name)
-    for name in _NUMBER_FIELDS:
-        value = body.get(name)
-        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
-            raise InvalidRequest(f"'{name}' must be a number", param=name)
-    for name in ("max_tokens", "max_completion_tokens", "n"):
-        value = body.get(name)
-        if isinstance(value, int) and value < 1:
-            raise InvalidRequest(f"'{name}' must be at least 1", param=name)
+def schema_refusal(text: str) -> InvalidRequest:
+    """msgspec's validation error -> the 400 the client gets, naming the field."""
+    parsed = _ERROR.fullmatch(text)
+    assert parsed is not None  # the pattern matches any text
+    what, path = parsed["what"], parsed["path"] or ""
+    missing = _MISSING.fullmatch(what)
+    if missing is not None:
+        path += "." + missing["field"]
+    declared = _declared_type(path) if path else None
+    if declared is None:
+        return InvalidRequest(f"the request does not match the API schema: {text}")
+    param = path.removeprefix(".")
+    got = _GOT.fullmatch(what)
+    if param in _REQUIRED and (missing or (got and got["got"] == "null")):
+        return InvalidRequest(f"'{param}' is required", param=param)
+    if missing or got:
+        return InvalidRequest(f"'{param}' must be {_kind(declared)}", param=param)
+    return InvalidRequest(f"'{param}' must be {_bound(what, declared)}", param=param)
+
+
+def _declared_type(path: str) -> inspect.Type | None:
+    """The type the spec declares at a msgspec error path such as `.messages[0].role`."""
+    node: inspect.Type = _REQUEST_TYPE
+    for name, index in _STEP.findall(path):
+        node = _value_type(node)
+        if index and isinstance(node, inspect.ListType):
+            node = node.item_type
+        elif name and isinstance(node, inspect.StructType):
+            field = next((f for f in node.fields if f.encode_name == name), None)
+            if field is None:
+                return None
+            node = field.type
+        else:
+            return None
+    return _value_type(node)
+
+
+def _value_type(node: inspect.Type) -> inspect.Type:
+    """The type a value must have: without metadata, and without the null of `nullable`."""
+    while True:
+        if isinstance(node, inspect.Metadata):
+            node = node.type
+        elif isinstance(node, inspect.UnionType):
+            types = [t for t in node.types if not isinstance(t, inspect.NoneType)]
+            if len(types) != 1:
+                return node
+            node = types[0]
+        else:
+            return node
+
+
+def _kind(node: inspect.Type) -> str:
+    if isinstance(node, inspect.BoolType):
+        return "a boolean"
+    if isinstance(node, inspect.IntType):
+        return "an integer"
+    if isinstance(node, inspect.FloatType):
+        return "a number"
+    if isinstance(node, inspect.StrType):
+        return "a string"
+    if isinstance(node, inspect.StructType | inspect.DictType):
+        return "an object"
+    if isinstance(node, inspect.ListType):
+        return "a non-empty array" if node.min_length == 1 else "an array"
+    return "a valid value"
+
+
+def _bound(what: str, node: inspect.Type) -> str:
+    """The constraint a value of the right type broke, from msgspec's `Expected `int` >= 1`."""
+    bound = _BOUND.fullmatch(what)
+    if bound is None or isinstance(node, inspect.ListType):
+        return _kind(node)
+    return f"{_BOUND_WORDS[bound['op']]} {bound['limit']}"
 
 
 def _pin(

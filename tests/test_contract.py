@@ -1,0 +1,140 @@
+"""The contract, checked against the live gateway: schemathesis generates requests from
+api/openai_proxy.yml, valid and invalid ones, and checks every answer: never a 5xx, and status,
+content type, headers and body as the spec says."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import orjson
+import pytest
+import schemathesis
+import trio
+from hypothesis import settings
+
+from conftest import provider_env, running_gateway
+from llmgw.api_types import ChatCompletion, ChatCompletionChunk, Error, Health, ModelList, Stats
+from llmgw.testing.fake_provider import FakeProvider
+
+SPEC = Path(__file__).resolve().parent.parent / "api" / "openai_proxy.yml"
+KEY = "contract-key"
+# Enough to try every field of every operation both ways, within ~30 s for the whole file.
+EXAMPLES_PER_OPERATION = 200
+
+schema = schemathesis.openapi.from_path(
+    SPEC,
+    config=schemathesis.Config.from_dict(
+        {
+            "generation": {
+                "max-examples": EXAMPLES_PER_OPERATION,
+                "deterministic": True,  # the same cases on every run: CI is reproducible
+                "database": "none",
+            },
+            "auth": {
+                "openapi": {
+                    "bearerAuth": {"bearer": KEY},
+                    "basicAuth": {"username": "browser", "password": KEY},
+                }
+            },
+        }
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def gateway_url() -> Iterator[str]:
+    """A live gateway with two fake providers (OpenAI and Gemini wire formats), served by trio
+    in a thread of its own while schemathesis calls it synchronously from the test."""
+    started: queue.Queue[str | BaseException] = queue.Queue()
+    stop = threading.Event()
+
+    async def serve() -> None:
+        async with trio.open_nursery() as nursery:
+            groq, gemini = FakeProvider("groq", record=False), FakeProvider("gemini", record=False)
+            await nursery.start(groq.serve)
+            await nursery.start(gemini.serve)
+            env = {**provider_env(groq=groq, gemini=gemini), "GATEWAY_API_KEYS": KEY}
+            async with running_gateway(env) as gw:
+                started.put(gw.url)
+                await trio.to_thread.run_sync(stop.wait)
+            nursery.cancel_scope.cancel()
+
+    def run() -> None:
+        try:
+            trio.run(serve)
+        except BaseException as error:  # reported to the test, not lost in the thread
+            started.put(error)
+
+    thread = threading.Thread(target=run, name="contract-gateway", daemon=True)
+    thread.start()
+    url = started.get(timeout=30)
+    if isinstance(url, BaseException):
+        raise url
+    try:
+        yield url
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+@schema.parametrize()
+@settings(deadline=None)
+def test_every_generated_request_gets_an_answer_that_conforms(
+    case: schemathesis.Case[Any], gateway_url: str
+) -> None:
+    case.call_and_validate(base_url=gateway_url)
+
+
+# The schemathesis run checks shapes event by event; these read the bodies as clients do, through
+# the generated types, so the spec, the types and the app are checked to agree.
+
+
+def test_a_streamed_answer_is_chunks_the_generated_types_decode_then_done(
+    gateway_url: str,
+) -> None:
+    body = {"model": "auto", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"Authorization": f"Bearer {KEY}"}
+    for _ in range(2):  # round-robin: once each provider, so both wire formats are read
+        with httpx.stream(
+            "POST", gateway_url + "/v1/chat/completions", json=body, headers=headers
+        ) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            data = [
+                line.removeprefix("data: ")
+                for line in response.iter_lines()
+                if line.startswith("data: ")
+            ]
+        assert data[-1] == "[DONE]"
+        chunks = [msgspec.json.decode(item, type=ChatCompletionChunk) for item in data[:-1]]
+        assert "".join(
+            choice.delta.content or ""
+            for chunk in chunks
+            for choice in chunk.choices
+            if not isinstance(choice.delta, msgspec.UnsetType)
+        )
+
+
+def test_every_endpoint_answers_in_the_generated_types(gateway_url: str) -> None:
+    auth = {"Authorization": f"Bearer {KEY}"}
+    with httpx.Client(base_url=gateway_url, headers=auth) as client:
+        chat = client.post(
+            "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}
+        )
+        assert msgspec.json.decode(chat.content, type=ChatCompletion).choices
+        models = msgspec.json.decode(client.get("/v1/models").content, type=ModelList)
+        assert models.data[0].id == "auto"
+        assert msgspec.json.decode(client.get("/health").content, type=Health).status == "ok"
+        stats = client.get("/stats")
+        assert stats.status_code == 200
+        assert msgspec.json.decode(stats.content, type=Stats).window == "all"
+        refused = client.post("/v1/chat/completions", json={"messages": []})
+        error = msgspec.json.decode(refused.content, type=Error).error
+        assert (refused.status_code, error.param) == (400, "messages")
+        assert orjson.loads(refused.content)["error"]["type"] == "invalid_request_error"
