@@ -166,7 +166,11 @@ def test_the_dotenv_file_is_read_without_overriding_the_environment(
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "PYTHONPATH", "LANG")}
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if k in ("PATH", "HOME", "PYTHONPATH", "LANG") or k.startswith("COVERAGE_")
+    }
     return {**keep, **extra}
 
 

@@ -99,7 +99,12 @@ async def gateway_process(
     metrics.db is left behind.
     """
     port = free_port()
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH")}
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        # COVERAGE_*: the test suite measures the child process too.
+        if k in ("PATH", "HOME", "LANG", "PYTHONPATH") or k.startswith("COVERAGE_")
+    }
     full_env = {**keep, "PORT": str(port), **env}
     output = bytearray()
     async with trio.open_nursery() as nursery:
