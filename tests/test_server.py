@@ -225,6 +225,19 @@ async def test_the_command_serves_and_logs_access_lines_with_request_ids(
     async with gateway_process({}) as gw, httpx.AsyncClient(trust_env=False) as client:
         response = await client.get(gw.url + "/health", headers={"x-request-id": "trace-42"})
         assert response.status_code == 200
+        # A client that closes its connection the moment it has the answer, as curl does.
+        for _ in range(5):
+            host, port = gw.url.removeprefix("http://").split(":")
+            async with await trio.open_tcp_stream(host, int(port)) as stream:
+                await stream.send_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                answer = b""
+                while not answer.endswith(b'{"status":"ok"}'):
+                    answer += await stream.receive_some(65536)
         await trio.sleep(0.2)
         assert "request_id=trace-42" in gw.log
+        access = [line for line in gw.log.splitlines() if "hypercorn.access" in line]
+        assert len([line for line in access if "trace-42" in line]) == 1
+        assert not [line for line in access if "request_id=-" in line], (
+            "hypercorn#357's duplicate, status-less access line"
+        )
         assert "no provider API key is set" in gw.log

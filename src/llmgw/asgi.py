@@ -48,6 +48,8 @@ class GatewayASGI:
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
+        if scope["type"] == "http":
+            send = _marking_the_end(scope, send)
         if scope["type"] == "http" and scope["path"] == CHAT_PATH:
             if scope["method"] == "POST":
                 await serve_chat(self.gateway, scope, receive, send)
@@ -55,3 +57,18 @@ class GatewayASGI:
                 await refuse_method(scope, send, allow="POST")
             return
         await self.quart(scope, receive, send)
+
+
+# Set in the scope once the app has sent a response's last byte. hypercorn 0.18 writes a second,
+# response-less access line for such a request when the connection closes (hypercorn#357);
+# server.AccessLogger skips it.
+ANSWERED = "llmgw.answered"
+
+
+def _marking_the_end(scope: Scope, send: ASGISendCallable) -> ASGISendCallable:
+    async def send_and_mark(message: ASGISendEvent) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            scope[ANSWERED] = True  # type: ignore[literal-required]
+        await send(message)
+
+    return send_and_mark

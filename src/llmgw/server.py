@@ -7,15 +7,31 @@ import signal
 
 import trio
 from hypercorn.config import Config
+from hypercorn.logging import Logger
 from hypercorn.run import run as run_workers
 from hypercorn.trio import serve
+from hypercorn.typing import ResponseSummary, WWWScope
 
 from llmgw.app import create_asgi
+from llmgw.asgi import ANSWERED
 from llmgw.config import Settings
 
 log = logging.getLogger("llmgw")
 
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss request_id=%({x-request-id}o)s'
+
+
+class AccessLogger(Logger):
+    """hypercorn's logger, less the duplicate access line it writes for an answered request
+    whose connection closes (hypercorn#357): that line has no status and no request id."""
+
+    async def access(
+        self, request: WWWScope, response: ResponseSummary | None, request_time: float
+    ) -> None:
+        if response is None and request.get(ANSWERED):
+            return
+        # hypercorn itself passes None for a request that ended without a response.
+        await super().access(request, response, request_time)  # type: ignore[arg-type]
 
 
 def hypercorn_config(settings: Settings) -> Config:
@@ -33,6 +49,7 @@ def hypercorn_config(settings: Settings) -> Config:
     config.accesslog = logging.getLogger("hypercorn.access") if access_lines else None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.access_log_format = ACCESS_LOG_FORMAT
+    config.logger_class = AccessLogger
     config.worker_class = "trio"
     config.workers = settings.workers
     return config
