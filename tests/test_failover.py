@@ -3,7 +3,9 @@ the circuit breaker, rate limits, exhaustion, pinning, FIXED_PROVIDER and what g
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -451,3 +453,38 @@ async def test_an_answer_over_the_size_cap_fails_over(
     assert response.status_code == 200
     assert response.headers["x-provider"] == "cerebras"
     assert events[0].outcome == "invalid_response"
+
+
+async def test_a_connect_that_hangs_times_out_and_fails_over(start_fake: FakeStarter) -> None:
+    # A listener whose accept queue is full: the kernel drops further SYNs, so connecting hangs.
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(0)
+    port = blackhole.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    cerebras = await start_fake("cerebras")
+    env = {
+        **provider_env(cerebras=cerebras),
+        "GROQ_API_KEY": "k",
+        "GROQ_BASE_URL": f"http://127.0.0.1:{port}/v1",
+        "UPSTREAM_CONNECT_TIMEOUT_SECONDS": "0.3",
+    }
+    try:
+        async with running_gateway(env) as gw:
+            events = capture_events(gw)
+            started = trio.current_time()
+            response = await chat(gw)
+            elapsed = trio.current_time() - started
+    finally:
+        for sock in (*fillers, blackhole):
+            sock.close()
+    assert response.status_code == 200
+    assert response.headers["x-provider"] == "cerebras"
+    assert events[0].outcome == "timeout"
+    assert 0.25 < elapsed < 2
