@@ -136,9 +136,11 @@ def test_a_bad_value_names_the_variable_and_the_expected_form(
     assert expected in str(raised.value)
 
 
-def test_a_malformed_key_is_refused_without_echoing_it() -> None:
+@pytest.mark.parametrize("key", ["sk-abc def", "\u201csk-abc\u201d", "sk-abc\x00"])
+def test_a_malformed_key_is_refused_without_echoing_it(key: str) -> None:
+    # Keys go into HTTP headers: printable ASCII only (smart quotes from a paste are not).
     with pytest.raises(ConfigError) as raised:
-        load_settings({"GROQ_API_KEY": "sk-abc def"})
+        load_settings({"GROQ_API_KEY": key})
     assert "sk-abc" not in str(raised.value)
 
 

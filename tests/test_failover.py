@@ -14,6 +14,9 @@ import pytest
 import trio
 
 from conftest import RunningGateway, capture_events, provider_env, running_gateway
+from llmgw.providers.base import TranslatedResponse
+from llmgw.providers.gemini import GeminiAdapter
+from llmgw.providers.openai_compat import OpenAICompatAdapter
 from llmgw.testing.fake_provider import Behaviour, FakeProvider
 from llmgw.testing.launch import free_port
 
@@ -488,3 +491,124 @@ async def test_a_connect_that_hangs_times_out_and_fails_over(start_fake: FakeSta
     assert response.headers["x-provider"] == "cerebras"
     assert events[0].outcome == "timeout"
     assert 0.25 < elapsed < 2
+
+
+async def test_the_request_deadline_is_not_charged_to_the_provider_answering(
+    two: tuple[FakeProvider, FakeProvider],
+) -> None:
+    groq, cerebras = two
+    groq.default = Behaviour(status=500, delay_before_headers=0.8)
+    cerebras.default = Behaviour(delay_before_headers=0.5)  # healthy, but the deadline is near
+    env = {
+        **provider_env(groq=groq, cerebras=cerebras),
+        "REQUEST_DEADLINE_SECONDS": "1",
+        "CIRCUIT_FAILURE_THRESHOLD": "1",
+    }
+    async with running_gateway(env) as gw:
+        events = capture_events(gw)
+        response = await chat(gw)
+        cerebras_breaker = gw.state.table.breakers["cerebras#1"]
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "deadline_exceeded"
+    assert [e.outcome for e in events] == ["upstream_error", "deadline_exceeded"]
+    assert (cerebras_breaker.trips, cerebras_breaker.failures) == (0, 0)
+
+
+async def test_a_stream_cut_by_the_deadline_is_not_charged_to_the_provider(
+    start_fake: FakeStarter,
+) -> None:
+    groq = await start_fake("groq", Behaviour(tokens=20, token_delay=0.1))
+    env = {**provider_env(groq=groq), "REQUEST_DEADLINE_SECONDS": "0.5"}
+    async with running_gateway(env) as gw:
+        events = capture_events(gw)
+        async with gw.client.stream(
+            "POST", "/v1/chat/completions", json={**HELLO, "stream": True}
+        ) as response:
+            body = await response.aread()
+        breaker = gw.state.table.breakers["groq#1"]
+    assert b"the request deadline passed" in body
+    assert [e.outcome for e in events] == ["deadline_exceeded"]
+    assert breaker.failures == 0
+
+
+async def test_a_large_client_error_still_goes_back_to_the_client(
+    two: tuple[FakeProvider, FakeProvider],
+) -> None:
+    groq, cerebras = two
+    echo = b'{"error":{"message":"' + b"x" * 200_000 + b'","type":"invalid_request_error"}}'
+    groq.default = Behaviour(status=422, body=echo)
+    async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
+        response = await chat(gw)
+        breaker = gw.state.table.breakers["groq#1"]
+    assert response.status_code == 422
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert len(cerebras.requests) == 0
+    assert breaker.failures == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"retry-after": "inf"},
+        {"retry-after": "1e400"},
+        {"retry-after": "99999999"},
+        {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "99999999s"},
+    ],
+)
+async def test_an_absurd_retry_after_rests_the_route_a_day_at_most(
+    start_fake: FakeStarter, headers: dict[str, str]
+) -> None:
+    groq = await start_fake("groq", Behaviour(status=429, headers=headers))
+    async with running_gateway(provider_env(groq=groq)) as gw:
+        first = await chat(gw)
+        second = await chat(gw)
+    for response in (first, second):
+        assert response.status_code == 429
+        assert 1 <= int(response.headers["retry-after"]) <= 86_400
+
+
+class ExplodingAdapter(OpenAICompatAdapter):
+    """A translation bug: something nobody planned for, inside an attempt."""
+
+    def translate_response(self, body: bytes, model: str) -> TranslatedResponse:
+        raise RuntimeError("a bug")
+
+
+class RefusingToTranslate(GeminiAdapter):
+    def build_call(self, *args: Any) -> Any:
+        raise KeyError("a bug")
+
+
+async def test_an_unexpected_error_in_an_attempt_fails_over_instead_of_a_500(
+    start_fake: FakeStarter,
+) -> None:
+    groq = await start_fake("groq")
+    gemini = await start_fake("gemini")
+    async with running_gateway(provider_env(groq=groq, gemini=gemini)) as gw:
+        gw.state.adapters["openai"] = ExplodingAdapter()
+        events = capture_events(gw)
+        response = await chat(gw)
+    assert response.status_code == 200
+    assert response.headers["x-provider"] == "gemini"
+    assert [e.outcome for e in events] == ["gateway_error", "success"]
+
+
+async def test_a_request_translation_bug_skips_to_the_next_route(start_fake: FakeStarter) -> None:
+    groq = await start_fake("groq")
+    gemini = await start_fake("gemini")
+    async with running_gateway(provider_env(gemini=gemini, groq=groq)) as gw:
+        gw.state.adapters["gemini"] = RefusingToTranslate()
+        answered = [(await chat(gw)).headers["x-provider"] for _ in range(2)]
+    assert answered == ["groq", "groq"]
+    assert len(gemini.requests) == 0
+
+
+async def test_the_response_time_covers_every_attempt(
+    two: tuple[FakeProvider, FakeProvider],
+) -> None:
+    groq, cerebras = two
+    groq.default = Behaviour(status=500, delay_before_headers=0.3)
+    async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
+        response = await chat(gw)
+    assert response.headers["x-provider"] == "cerebras"
+    assert int(response.headers["x-response-time-ms"]) >= 300

@@ -16,6 +16,7 @@ from llmgw.metrics.circuits import route_circuits
 from llmgw.metrics.events import AttemptEvent
 from llmgw.metrics.histogram import BOUNDS_MS, PROMETHEUS_BOUNDS_S, bucket_of, quantile
 from llmgw.metrics.queries import read_figures, read_timeline
+from llmgw.routing.breaker import Permit
 from llmgw.routing.table import RouteTable
 
 NOW = 1_750_000_000.0  # a fixed wall-clock moment, so windows are deterministic
@@ -203,11 +204,13 @@ def test_circuits_show_open_until_in_wall_clock_time() -> None:
     monotonic_now, wall_now = 100.0, NOW
     groq_1, groq_2, mistral_1 = table.routes
     for _ in range(3):
-        table.breaker(groq_1).record_failure(monotonic_now)  # opens for 30 s
+        table.breaker(groq_1).record_failure(monotonic_now, Permit.NORMAL)  # opens for 30 s
     table.breaker(groq_2).block_until(monotonic_now + 60)  # rate-limited for 60 s
     breaker = table.breaker(mistral_1)
     for _ in range(3):
-        breaker.record_failure(monotonic_now - 40)  # opened 40 s ago for 30 s: half-open now
+        breaker.record_failure(
+            monotonic_now - 40, Permit.NORMAL
+        )  # opened 40 s ago for 30 s: half-open now
     circuits = {c.route: c for c in route_circuits(table, monotonic_now, wall_now)}
     assert circuits["groq#1"].state == "open"
     assert circuits["groq#1"].open_until == NOW + 30

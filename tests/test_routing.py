@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from llmgw.config import load_settings
-from llmgw.routing.breaker import CircuitBreaker, CircuitState
+from llmgw.routing.breaker import CircuitBreaker, CircuitState, Permit
 from llmgw.routing.policy import Outcome, classify_status
 from llmgw.routing.ratelimit import parse_duration, parse_retry_after, quota_block_seconds
 from llmgw.routing.table import RouteTable
+
+NORMAL, PROBE = Permit.NORMAL, Permit.PROBE
 
 
 def breaker(threshold: int = 3, base: float = 30, cap: float = 300) -> CircuitBreaker:
@@ -18,83 +20,98 @@ def breaker(threshold: int = 3, base: float = 30, cap: float = 300) -> CircuitBr
 def test_a_breaker_opens_after_the_threshold_of_consecutive_failures() -> None:
     b = breaker()
     for _ in range(2):
-        b.record_failure(now=0)
+        b.record_failure(0, NORMAL)
         assert b.state(0) is CircuitState.CLOSED
-    b.record_failure(now=0)
+    b.record_failure(0, NORMAL)
     assert b.state(0) is CircuitState.OPEN
-    assert not b.try_acquire(29.9)
+    assert b.try_acquire(29.9) is None
     assert b.available_at(0) == 30
 
 
 def test_a_success_resets_the_consecutive_count() -> None:
     b = breaker()
-    b.record_failure(0)
-    b.record_failure(0)
-    b.record_success()
-    b.record_failure(0)
-    b.record_failure(0)
+    b.record_failure(0, NORMAL)
+    b.record_failure(0, NORMAL)
+    b.record_success(NORMAL)
+    b.record_failure(0, NORMAL)
+    b.record_failure(0, NORMAL)
     assert b.state(0) is CircuitState.CLOSED
 
 
 def test_after_the_cooldown_exactly_one_probe_goes_through() -> None:
     b = breaker(threshold=1)
-    b.record_failure(0)
+    b.record_failure(0, NORMAL)
     assert b.state(30) is CircuitState.HALF_OPEN
-    assert b.try_acquire(30)
-    assert not b.try_acquire(30), "a second request must not join the probe"
-    b.record_success()
+    assert b.try_acquire(30) is PROBE
+    assert b.try_acquire(30) is None, "a second request must not join the probe"
+    b.record_success(PROBE)
     assert b.state(30) is CircuitState.CLOSED
-    assert b.try_acquire(30)
-    assert b.try_acquire(30)
+    assert b.try_acquire(30) is NORMAL
+    assert b.try_acquire(30) is NORMAL
 
 
 def test_a_failed_probe_reopens_with_a_doubled_cooldown_up_to_the_cap() -> None:
     b = breaker(threshold=1, base=30, cap=100)
-    b.record_failure(0)
+    b.record_failure(0, NORMAL)
     opened = []
     now = 0.0
     for _ in range(4):
         now = b.open_until
-        assert b.try_acquire(now)
-        b.record_failure(now)
+        assert b.try_acquire(now) is PROBE
+        b.record_failure(now, PROBE)
         opened.append(b.open_until - now)
     assert opened == [60, 100, 100, 100]
 
 
 def test_a_successful_probe_resets_the_backoff() -> None:
     b = breaker(threshold=1, base=10, cap=1000)
-    b.record_failure(0)
+    b.record_failure(0, NORMAL)
     b.try_acquire(10)
-    b.record_failure(10)  # second trip: 20 s
+    b.record_failure(10, PROBE)  # second trip: 20 s
     b.try_acquire(30)
-    b.record_success()
-    b.record_failure(40)
+    b.record_success(PROBE)
+    b.record_failure(40, NORMAL)
     assert b.open_until == 50  # back to the base cooldown
 
 
 def test_a_probe_that_ends_without_a_verdict_frees_the_slot() -> None:
     b = breaker(threshold=1)
-    b.record_failure(0)
-    assert b.try_acquire(30)
-    b.release()
-    assert b.try_acquire(30)
+    b.record_failure(0, NORMAL)
+    assert b.try_acquire(30) is PROBE
+    b.release(PROBE)
+    assert b.try_acquire(30) is PROBE
 
 
-def test_a_late_failure_does_not_extend_an_open_circuit() -> None:
+def test_only_the_probe_frees_the_probe_slot() -> None:
+    # A request let through before the trip ends while the probe is still out.
     b = breaker(threshold=1)
-    b.record_failure(0)
-    b.record_failure(5)
-    assert b.open_until == 30
-    assert b.trips == 1
+    b.record_failure(0, NORMAL)
+    assert b.try_acquire(30) is PROBE
+    b.release(NORMAL)
+    b.record_success(NORMAL)
+    assert b.try_acquire(30) is None, "the probe is still in flight"
+    assert b.state(30) is CircuitState.HALF_OPEN
+
+
+def test_a_late_verdict_from_before_the_trip_changes_nothing() -> None:
+    b = breaker(threshold=1)
+    b.record_failure(0, NORMAL)
+    b.record_failure(5, NORMAL)
+    assert (b.open_until, b.trips) == (30, 1)
+    b.record_success(NORMAL)
+    assert b.state(5) is CircuitState.OPEN, "a stale success must not close an open circuit"
+    assert b.try_acquire(30) is PROBE
+    b.record_failure(31, NORMAL)
+    assert b.trips == 1, "a stale failure must not re-trip a half-open circuit"
 
 
 def test_a_rate_limit_block_takes_the_route_out_whatever_the_count() -> None:
     b = breaker()
     b.block_until(12.5)
     assert b.rate_limited(10)
-    assert not b.try_acquire(10)
+    assert b.try_acquire(10) is None
     assert b.available_at(10) == 12.5
-    assert b.try_acquire(12.5)
+    assert b.try_acquire(12.5) is NORMAL
     assert b.state(12.5) is CircuitState.CLOSED
 
 
@@ -108,6 +125,9 @@ def test_a_rate_limit_block_takes_the_route_out_whatever_the_count() -> None:
         ("1h2m", 3720.0),
         ("250ms", 0.25),
         ("-1", None),
+        ("inf", None),
+        ("1e400", None),
+        ("nan", None),
         ("soon", None),
         ("5x", None),
         ("", None),

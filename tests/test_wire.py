@@ -47,6 +47,13 @@ def test_a_lone_cr_ends_a_line_and_a_split_crlf_is_one_line_ending(size: int) ->
     assert decode_in_pieces(data, size) == [b"a", b"b", b"c"]
 
 
+def test_an_event_that_never_ends_is_refused_past_a_mebibyte() -> None:
+    stream = PassthroughStream()
+    stream.feed(b"data: " + b"x" * 1_000_000)
+    with pytest.raises(UpstreamProtocolError, match="an event over"):
+        stream.feed(b"x" * 100_000)
+
+
 def test_an_unterminated_event_stays_pending() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b"data: {}\n") == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from llmgw.providers.base import Usage
+from llmgw.routing.breaker import Permit
 from llmgw.routing.policy import Outcome
 from llmgw.routing.table import Route
 
@@ -25,6 +26,7 @@ class Attempt:
     usage: Usage | None = None
     detail: str = ""
     body_for_log: bytes = field(default=b"", repr=False)
+    permit: Permit = Permit.NORMAL  # what the route's breaker let this attempt through as
 
 
 @dataclass

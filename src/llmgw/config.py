@@ -140,7 +140,10 @@ def _http_url(raw: str) -> str:
 
 def _key_list(raw: str) -> tuple[str, ...]:
     keys = tuple(key.strip() for key in raw.split(",") if key.strip())
-    if any(any(c.isspace() or not c.isprintable() for c in key) for key in keys):
+    # Keys travel in HTTP headers: printable ASCII only (a key pasted with smart quotes is not).
+    if any(
+        not key.isascii() or any(c.isspace() or not c.isprintable() for c in key) for key in keys
+    ):
         raise ValueError(raw)
     return keys
 
@@ -161,7 +164,7 @@ def _providers(env: Mapping[str, str]) -> tuple[ProviderConfig, ...]:
         except ValueError:
             # Never echo a key back, not even a malformed one.
             raise ConfigError(
-                f"{prefix}_API_KEY", "comma-separated keys without spaces", "<redacted>"
+                f"{prefix}_API_KEY", "comma-separated ASCII keys without spaces", "<redacted>"
             ) from None
         if keys:
             enabled.append(ProviderConfig(info=info, base_url=base_url, model=model, keys=keys))
@@ -194,7 +197,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         gateway_keys = _key_list(gateway_keys_raw) if gateway_keys_raw else ()
     except ValueError:
         raise ConfigError(
-            "GATEWAY_API_KEYS", "comma-separated keys without spaces", "<redacted>"
+            "GATEWAY_API_KEYS", "comma-separated ASCII keys without spaces", "<redacted>"
         ) from None
     settings = Settings(
         host=_text(env, "HOST") or "127.0.0.1",

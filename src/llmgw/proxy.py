@@ -28,8 +28,9 @@ from llmgw.providers.base import (
     UpstreamCall,
     UpstreamProtocolError,
 )
+from llmgw.routing.breaker import Permit
 from llmgw.routing.policy import Outcome, classify_status
-from llmgw.routing.ratelimit import quota_block_seconds
+from llmgw.routing.ratelimit import MAX_REST_SECONDS, quota_block_seconds
 from llmgw.routing.table import Route, RouteTable
 from llmgw.streaming import StreamRelay
 
@@ -72,11 +73,12 @@ class Proxy:
         self.wall_clock = wall_clock
 
     async def complete(self, request: ChatRequest, request_id: str) -> Answer:
+        started = self.clock()
         provider = request.pinned_provider or self.settings.fixed_provider
         routes = self.table.candidates(provider)
         if not routes:
             raise NoRouteAvailable(_no_route_message(provider), code="no_provider_configured")
-        deadline = self.clock() + self.settings.request_deadline_seconds
+        deadline = started + self.settings.request_deadline_seconds
         pending: Attempt | None = None  # a failed attempt, recorded once we know if it was final
         pending_outcome = Outcome.UPSTREAM_ERROR
         refusal: InvalidRequest | None = None
@@ -85,14 +87,26 @@ class Proxy:
             breaker = self.table.breaker(route)
             if self.clock() >= deadline:
                 break
-            if not breaker.try_acquire(self.clock()):
+            permit = breaker.try_acquire(self.clock())
+            if permit is None:
                 tried_not_limited |= not breaker.rate_limited(self.clock())
                 continue
             try:
-                call, attempt = self._prepare(route, request, request_id)
+                call, attempt = self._prepare(route, request, request_id, permit)
             except InvalidRequest as error:
-                breaker.release()
+                breaker.release(permit)
                 refusal = refusal or error
+                continue
+            except Exception as error:
+                # A translation that failed in a way nobody planned for: try the next route.
+                breaker.release(permit)
+                log.error(
+                    "request translation failed request_id=%s route=%s error=%s",
+                    request_id,
+                    route.id,
+                    type(error).__name__,
+                )
+                tried_not_limited = True
                 continue
             if pending is not None:
                 self._record(pending, pending_outcome, final=False)
@@ -102,17 +116,27 @@ class Proxy:
                 attempt.detail = failure.detail
                 pending, pending_outcome = attempt, failure.outcome
                 tried_not_limited |= failure.outcome is not Outcome.RATE_LIMITED
-                self._judge(route, failure.outcome, attempt)
+                self._judge(failure.outcome, attempt)
+                continue
+            except Exception as error:
+                # Nothing we planned for (a key httpx cannot put in a header, say): this route
+                # is unusable, the next one may not be. One line, no traceback.
+                attempt.detail = f"unexpected {type(error).__name__}"
+                pending, pending_outcome = attempt, Outcome.GATEWAY_ERROR
+                tried_not_limited = True
+                self._judge(Outcome.GATEWAY_ERROR, attempt)
                 continue
             except BaseException:
-                # The client went away (trio.Cancelled) or something unforeseen: no verdict.
-                breaker.release()
+                # The client went away (trio.Cancelled): no verdict on the provider.
+                breaker.release(permit)
                 self._record(attempt, Outcome.CLIENT_CANCELLED, final=True)
                 raise
             if answer.stream is None:
                 outcome = classify_status(answer.status)
-                self._judge(route, outcome, attempt)
+                self._judge(outcome, attempt)
                 self._record(attempt, outcome, final=True)
+            # The client waited for the whole request, failovers included.
+            answer.response_time_ms = (self.clock() - started) * 1000.0
             return answer
         if pending is not None:
             self._record(pending, pending_outcome, final=True)
@@ -121,7 +145,7 @@ class Proxy:
         raise self._exhausted(routes, rate_limited_only=not tried_not_limited, deadline=deadline)
 
     def _prepare(
-        self, route: Route, request: ChatRequest, request_id: str
+        self, route: Route, request: ChatRequest, request_id: str, permit: Permit
     ) -> tuple[UpstreamCall, Attempt]:
         model = request.pinned_model or route.provider.model
         adapter = self.adapters[route.provider.info.wire]
@@ -133,6 +157,7 @@ class Proxy:
             streamed=request.stream,
             started=self.clock(),
             wall_started=self.wall_clock(),
+            permit=permit,
         )
         return call, attempt
 
@@ -152,14 +177,14 @@ class Proxy:
             with trio.move_on_at(first_byte_by) as first_byte:
                 response = await self.client.send(upstream, stream=True)
             if first_byte.cancelled_caught or response is None:
-                raise AttemptFailure(Outcome.TIMEOUT, "no response before the first-byte timeout")
+                raise self.timed_out(deadline, "no response before the first-byte timeout")
             attempt.status = response.status_code
             attempt.ttfb_ms = self._elapsed_ms(attempt)
             self._note_quota(attempt.route, response)
             outcome = classify_status(response.status_code)
             adapter = self.adapters[attempt.route.provider.info.wire]
             if outcome is not Outcome.SUCCESS:
-                body = await self._read_body(response, deadline, MAX_ERROR_BODY_BYTES)
+                body = await self._read_error_body(response, deadline)
                 attempt.body_for_log = body
                 if outcome is Outcome.CLIENT_ERROR:
                     refusal = adapter.translate_error(response.status_code, body)
@@ -218,13 +243,30 @@ class Proxy:
             with trio.move_on_at(self.idle_deadline(deadline)) as idle:
                 chunk = await anext(stream, None)
             if idle.cancelled_caught:
-                raise AttemptFailure(Outcome.TIMEOUT, "the response body stalled")
+                raise self.timed_out(deadline, "the response body stalled")
             if chunk is None:
                 return b"".join(chunks)
             size += len(chunk)
             if size > limit:
                 raise AttemptFailure(Outcome.INVALID_RESPONSE, f"response body over {limit} bytes")
             chunks.append(chunk)
+
+    async def _read_error_body(self, response: httpx.Response, deadline: float) -> bytes:
+        try:
+            return await self._read_body(response, deadline, MAX_ERROR_BODY_BYTES)
+        except AttemptFailure as failure:
+            if failure.outcome is not Outcome.INVALID_RESPONSE:
+                raise
+            # Too large to keep (a validation error echoing a big input, say): the status
+            # alone decides, and a client error still goes back to the client.
+            return b""
+
+    def timed_out(self, deadline: float, what: str) -> AttemptFailure:
+        """A timeout of ours fired: the request's deadline (no verdict on the provider), or
+        one of the attempt's own limits (the provider's failure)."""
+        if self.clock() >= deadline:
+            return AttemptFailure(Outcome.DEADLINE_EXCEEDED, "the request deadline passed")
+        return AttemptFailure(Outcome.TIMEOUT, what)
 
     def idle_deadline(self, deadline: float) -> float:
         return min(self.clock() + self.settings.upstream_idle_timeout_seconds, deadline)
@@ -235,25 +277,28 @@ class Proxy:
         )
 
     def _rest(self, route: Route, seconds: float | None) -> None:
-        """The provider said when to come back: the route rests until then."""
+        """The provider said when to come back: the route rests until then (a day at most,
+        whatever a provider says)."""
         if seconds is not None and seconds > 0:
-            self.table.breaker(route).block_until(self.clock() + seconds)
+            rest = min(seconds, MAX_REST_SECONDS)
+            self.table.breaker(route).block_until(self.clock() + rest)
 
-    def _judge(self, route: Route, outcome: Outcome, attempt: Attempt) -> None:
+    def _judge(self, outcome: Outcome, attempt: Attempt) -> None:
         """Tell the route's breaker what this attempt says about the provider."""
-        breaker = self.table.breaker(route)
+        breaker = self.table.breaker(attempt.route)
+        permit = attempt.permit
         if outcome is Outcome.RATE_LIMITED and breaker.rate_limited(self.clock()):
-            breaker.release()  # the provider said exactly when to come back
+            breaker.release(permit)  # the provider said exactly when to come back
         elif outcome.is_provider_failure:
-            breaker.record_failure(self.clock())
-        elif outcome is Outcome.CLIENT_CANCELLED:
-            breaker.release()
+            breaker.record_failure(self.clock(), permit)
+        elif outcome in (Outcome.CLIENT_CANCELLED, Outcome.DEADLINE_EXCEEDED):
+            breaker.release(permit)
         else:
-            breaker.record_success()
+            breaker.record_success(permit)
 
     def finish_stream(self, attempt: Attempt, outcome: Outcome) -> None:
         """Called by the relay when a committed stream ends, however it ends."""
-        self._judge(attempt.route, outcome, attempt)
+        self._judge(outcome, attempt)
         self._record(attempt, outcome, final=True)
 
     def _record(self, attempt: Attempt, outcome: Outcome, *, final: bool) -> None:

@@ -14,7 +14,7 @@ import httpx
 import orjson
 import trio
 
-from llmgw.attempt import Attempt, AttemptFailure
+from llmgw.attempt import Attempt
 from llmgw.errors import error_body
 from llmgw.providers.base import StreamTranslator, UpstreamProtocolError
 from llmgw.providers.sse import encode_event
@@ -54,8 +54,8 @@ class StreamRelay:
             with trio.move_on_at(by) as first_event:
                 chunk = await anext(self._chunks, None)
             if first_event.cancelled_caught:
-                raise AttemptFailure(
-                    Outcome.TIMEOUT, "no stream event before the first-byte timeout"
+                raise self._proxy.timed_out(
+                    self._deadline, "no stream event before the first-byte timeout"
                 )
             if chunk is None:
                 self._upstream_ended = True
@@ -78,6 +78,9 @@ class StreamRelay:
             raise StopAsyncIteration
         try:
             return await self._next_from_upstream()
+        except Exception as error:
+            # Nothing we planned for: end the stream cleanly, in OpenAI's shape.
+            return await self._fail(Outcome.GATEWAY_ERROR, f"unexpected {type(error).__name__}")
         except BaseException:
             # trio.Cancelled: the client went away. The upstream is closed right now.
             await self._end(Outcome.CLIENT_CANCELLED)
@@ -89,11 +92,8 @@ class StreamRelay:
                 with trio.move_on_at(self._proxy.idle_deadline(self._deadline)) as idle:
                     chunk = await anext(self._chunks, None)
                 if idle.cancelled_caught:
-                    past_deadline = self._proxy.clock() >= self._deadline
-                    return await self._fail(
-                        Outcome.TIMEOUT,
-                        "the request deadline passed" if past_deadline else "the stream stalled",
-                    )
+                    failure = self._proxy.timed_out(self._deadline, "the stream stalled")
+                    return await self._fail(failure.outcome, failure.detail)
                 if chunk is None:
                     self._upstream_ended = True
                     tail = self._translator.end()

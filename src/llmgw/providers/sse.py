@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llmgw.providers.base import UpstreamProtocolError
+
 
 @dataclass(frozen=True, slots=True)
 class SSEEvent:
@@ -13,6 +15,14 @@ class SSEEvent:
     raw: bytes
     data: bytes | None
     event: str | None = None
+
+
+# No chat completion event comes near this; an event this large is a broken upstream.
+MAX_EVENT_BYTES = 1024 * 1024
+
+
+class SSEError(UpstreamProtocolError):
+    """The byte stream cannot be a sane event stream."""
 
 
 class SSEDecoder:
@@ -38,6 +48,9 @@ class SSEDecoder:
             body = buffer[:-1] if held else buffer
             buffer = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + held
         if b"\n\n" not in buffer:
+            if len(buffer) > MAX_EVENT_BYTES:
+                # An upstream that never ends its event would otherwise grow us without bound.
+                raise SSEError(f"an event over {MAX_EVENT_BYTES} bytes")
             self._buffer = buffer
             return []
         *blocks, self._buffer = buffer.split(b"\n\n")

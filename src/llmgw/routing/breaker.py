@@ -6,6 +6,13 @@ import enum
 from dataclasses import dataclass
 
 
+class Permit(enum.Enum):
+    """What try_acquire let a request through as."""
+
+    NORMAL = "normal"
+    PROBE = "probe"
+
+
 class CircuitState(enum.Enum):
     CLOSED = "closed"
     OPEN = "open"
@@ -47,42 +54,45 @@ class CircuitBreaker:
     def rate_limited(self, now: float) -> bool:
         return now < self.blocked_until
 
-    def try_acquire(self, now: float) -> bool:
-        """May a request use this route now? In half-open state, only one probe at a time."""
+    def try_acquire(self, now: float) -> Permit | None:
+        """May a request use this route now, and as what? In half-open state only one request,
+        the probe, goes through; only its verdict closes or reopens the circuit."""
         if self.rate_limited(now):
-            return False
+            return None
         state = self.state(now)
         if state is CircuitState.CLOSED:
-            return True
+            return Permit.NORMAL
         if state is CircuitState.OPEN or self.probe_in_flight:
-            return False
+            return None
         self.probe_in_flight = True
-        return True
+        return Permit.PROBE
 
-    def record_success(self) -> None:
-        self.failures = 0
-        self.trips = 0
-        self.open_until = 0.0
-        self.probe_in_flight = False
+    def record_success(self, permit: Permit) -> None:
+        if permit is Permit.PROBE or self.trips == 0:
+            self.failures = 0
+            self.trips = 0
+            self.open_until = 0.0
+        # A request let through before the circuit opened says nothing about it now.
+        self.release(permit)
 
-    def record_failure(self, now: float) -> None:
-        state = self.state(now)
-        if state is CircuitState.OPEN:
-            return  # a request that started before the trip: the circuit is already open
-        if state is CircuitState.HALF_OPEN:
+    def record_failure(self, now: float, permit: Permit) -> None:
+        if permit is Permit.PROBE:
+            self.probe_in_flight = False
             self._trip(now)
             return
+        if self.trips:
+            return  # a request let through before the circuit opened: it is open already
         self.failures += 1
         if self.failures >= self.threshold:
             self._trip(now)
 
-    def release(self) -> None:
+    def release(self, permit: Permit) -> None:
         """The attempt ended without a verdict on the provider (for example the client left)."""
-        self.probe_in_flight = False
+        if permit is Permit.PROBE:
+            self.probe_in_flight = False
 
     def block_until(self, moment: float) -> None:
         self.blocked_until = max(self.blocked_until, moment)
-        self.probe_in_flight = False
 
     def cooldown(self, trips: int) -> float:
         return float(min(self.cooldown_max, self.cooldown_base * 2 ** (trips - 1)))
@@ -91,4 +101,3 @@ class CircuitBreaker:
         self.trips += 1
         self.failures = 0
         self.open_until = now + self.cooldown(self.trips)
-        self.probe_in_flight = False

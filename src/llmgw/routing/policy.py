@@ -20,15 +20,24 @@ class Outcome(enum.StrEnum):
     CONNECTION_ERROR = "connection_error"
     INVALID_RESPONSE = "invalid_response"  # unparseable body, error inside a 200, broken stream
     CLIENT_CANCELLED = "client_cancelled"
+    # The request's own deadline ran out during this attempt: the gateway's limit, not a
+    # verdict on the provider.
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    # Something in the gateway failed for this route (an exception nobody planned for, such as
+    # a key that cannot go into a header): the route is unusable, the next one may not be.
+    GATEWAY_ERROR = "gateway_error"
 
     @property
     def fails_over(self) -> bool:
-        return self not in (Outcome.SUCCESS, Outcome.CLIENT_ERROR, Outcome.CLIENT_CANCELLED)
+        return self not in _FINAL
 
     @property
     def is_provider_failure(self) -> bool:
         """Counts against the route's circuit."""
-        return self.fails_over
+        return self.fails_over and self is not Outcome.DEADLINE_EXCEEDED
+
+
+_FINAL = frozenset({Outcome.SUCCESS, Outcome.CLIENT_ERROR, Outcome.CLIENT_CANCELLED})
 
 
 # Client errors the upstream reports about the request itself; 408 and 409 are the provider's

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
@@ -11,6 +12,8 @@ _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 # Epoch values above this are in milliseconds (OpenRouter's X-RateLimit-Reset), below it seconds.
 _EPOCH_MS_FLOOR = 10**11
 _EPOCH_S_FLOOR = 10**9
+# The longest a provider's word rests a route: daily quotas reset within a day.
+MAX_REST_SECONDS = 24 * 3600.0
 
 
 def parse_duration(value: str) -> float | None:
@@ -21,7 +24,7 @@ def parse_duration(value: str) -> float | None:
     except ValueError:
         pass
     else:
-        return seconds if seconds >= 0 else None
+        return seconds if seconds >= 0 and math.isfinite(seconds) else None
     parts = _DURATION_PART.findall(value)
     if not parts or "".join(n + u for n, u in parts) != value:
         return None
