@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
@@ -70,41 +71,60 @@ class SoakReport:
     answered: int = 0
     failed: int = 0
     failures: dict[str, int] = field(default_factory=dict)
+    connection_races: int = 0  # see worker(): retried once
+    races_seen_by_gateway: int = 0  # of those, requests the gateway had received: must be 0
+    request_ids_logged: int = 0  # distinct request ids in the gateway's log (about `sent`)
     requests_per_second: float = 0.0
     fds_before: int = 0
     fds_after: int = 0
     upstream_connections_after: int = 0
     leaked_fds: int = 0
+    gateway_errors: list[str] = field(default_factory=list)  # error lines the gateway logged
     rss_before_mb: float = 0.0  # after warm-up
     rss_after_mb: float = 0.0
     peak_rss_mb: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0 and self.leaked_fds <= 0 and self.rss_growth_mb < 20
+        return (
+            self.failed == 0
+            and self.races_seen_by_gateway == 0
+            and self.leaked_fds <= 0
+            and self.rss_growth_mb < 20
+            and not self.gateway_errors
+        )
 
     @property
     def rss_growth_mb(self) -> float:
         return self.rss_after_mb - self.rss_before_mb
 
 
-async def _one_request(client: httpx.AsyncClient, stream: bool) -> str | None:
+async def _one_request(client: httpx.AsyncClient, stream: bool, request_id: str) -> str | None:
     """None when the request was answered in full, else why it failed."""
     body = {"messages": [{"role": "user", "content": "soak"}], "stream": stream}
+    headers = {"x-request-id": request_id}
     try:
         if not stream:
-            response = await client.post("/v1/chat/completions", json=body)
+            response = await client.post("/v1/chat/completions", json=body, headers=headers)
             if response.status_code != 200:
                 return f"HTTP {response.status_code}"
             content = response.json()["choices"][0]["message"]["content"]
             return None if content == EXPECTED_TEXT else "wrong content"
-        async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        async with client.stream(
+            "POST", "/v1/chat/completions", json=body, headers=headers
+        ) as response:
             if response.status_code != 200:
                 return f"HTTP {response.status_code}"
             raw = await response.aread()
     except httpx.HTTPError as error:
-        return type(error).__name__
+        return f"{type(error).__name__}: {str(error)[:80]}"
     return _check_stream(raw)
+
+
+_CONNECTION_RACE = (
+    "RemoteProtocolError: Server disconnected without sending a response",
+    "ReadError: socket connection broken: [Errno 104]",
+)
 
 
 def _check_stream(raw: bytes) -> str | None:
@@ -142,7 +162,8 @@ async def run_soak(clients: int, seconds: float, seed: int = 7) -> SoakReport:
             "CIRCUIT_COOLDOWN_BASE_SECONDS": "1",
             "CIRCUIT_MAX_COOLDOWN_SECONDS": "4",
             "KEEP_ALIVE_TIMEOUT_SECONDS": "5",
-            "LOG_LEVEL": "warning",
+            # Access lines (with request ids) show which requests reached the gateway.
+            "LOG_LEVEL": "info",
         }
         async with gateway_process(env) as gw:
             before = gw.resources()
@@ -156,7 +177,15 @@ async def run_soak(clients: int, seconds: float, seed: int = 7) -> SoakReport:
                     stream = index % 2 == 0
                     while trio.current_time() < stop_at:
                         report.sent += 1
-                        failure = await _one_request(client, stream)
+                        request_id = f"soak-{index}-{report.sent}"
+                        failure = await _one_request(client, stream, request_id)
+                        if failure is not None and failure.startswith(_CONNECTION_RACE):
+                            # A kept-alive connection closed under a new request before any
+                            # answer. HTTP clients (the OpenAI SDK among them) send such a
+                            # request again; so do we, once, and check below that the gateway
+                            # never saw the first one.
+                            raced.append(request_id)
+                            failure = await _one_request(client, stream, request_id + "-again")
                         if failure is None:
                             report.answered += 1
                         else:
@@ -164,6 +193,7 @@ async def run_soak(clients: int, seconds: float, seed: int = 7) -> SoakReport:
                         stream = not stream
 
                 rss_samples: list[int] = []
+                raced: list[str] = []
 
                 async def sample_memory() -> None:
                     while trio.current_time() < stop_at:
@@ -178,6 +208,13 @@ async def run_soak(clients: int, seconds: float, seed: int = 7) -> SoakReport:
             await trio.sleep(5.5)
             after = gw.resources()
             upstream_open = sum(f.connections_open for f in (*fakes, healthy))
+            report.connection_races = len(raced)
+            seen = set(re.findall(r"request_id=(\S+)", gw.log))
+            report.races_seen_by_gateway = sum(rid in seen for rid in raced)
+            report.request_ids_logged = len(seen)
+            report.gateway_errors = [
+                line for line in gw.log.splitlines() if "ERROR" in line or "Traceback" in line
+            ][:20]
         nursery.cancel_scope.cancel()
     # Memory is compared from the end of warm-up (a fifth of the run), when caches and
     # connection pools have filled, to the end.

@@ -11,5 +11,7 @@ async def test_a_short_fault_soak_drops_no_request_and_leaks_nothing() -> None:
     assert report.sent > 200
     assert report.failed == 0, report.failures
     assert report.answered == report.sent
+    assert report.races_seen_by_gateway == 0, "a retried request had reached the gateway"
+    assert not report.gateway_errors, report.gateway_errors
     assert report.leaked_fds <= 0, report
     assert report.rss_growth_mb < 20, report
