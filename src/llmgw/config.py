@@ -1,17 +1,20 @@
-"""Environment -> one immutable Settings object. Every variable is parsed and validated here, and
-no other module reads the environment."""
+"""Environment -> one immutable Settings object. No other module reads the environment.
+
+Each variable is declared once, on its Settings field: its name, default, parser, expected form
+and the line that documents it. `load_settings` reads the fields; `.env.example` and the README's
+table are rendered from the same declarations (`settings_docs`), and a test keeps them in step.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
-from llmgw.providers.catalog import CATALOG, ProviderInfo
-
-T = TypeVar("T")
+from llmgw.providers.catalog import CATALOG, ProviderConfig, ProviderInfo
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -28,75 +31,22 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
-class ProviderConfig:
-    """One enabled provider. Each key becomes its own route."""
+class Variable:
+    """How one environment variable is read and documented."""
 
-    info: ProviderInfo
-    base_url: str
-    model: str
-    keys: tuple[str, ...] = field(repr=False)
-
-    @property
-    def name(self) -> str:
-        return self.info.name
-
-
-@dataclass(frozen=True)
-class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    workers: int = 1
-    providers: tuple[ProviderConfig, ...] = ()
-    fixed_provider: str | None = None
-    log_llm_response_details: bool = False
-    metrics_db_path: str = "metrics.db"
-    metrics_retention_days: int = 30
-    circuit_failure_threshold: int = 3
-    circuit_cooldown_base_seconds: float = 30.0
-    circuit_max_cooldown_seconds: float = 300.0
-    max_request_body_bytes: int = 10 * 1024 * 1024
-    upstream_connect_timeout_seconds: float = 5.0
-    upstream_first_byte_timeout_seconds: float = 60.0
-    upstream_idle_timeout_seconds: float = 60.0
-    request_deadline_seconds: float = 300.0
-    gateway_api_keys: tuple[str, ...] = field(default=(), repr=False)
-    allow_unauthenticated: bool = False
-    log_level: str = "info"
-    log_format: str = "text"
-    keep_alive_timeout_seconds: float = 5.0
-    body_timeout_seconds: float = 30.0
-    shutdown_grace_seconds: float = 10.0
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """Every secret this gateway holds, for log redaction."""
-        keys = [key for provider in self.providers for key in provider.keys]
-        return (*keys, *self.gateway_api_keys)
-
-    def provider(self, name: str) -> ProviderConfig | None:
-        return next((p for p in self.providers if p.name == name), None)
+    name: str
+    parse: Callable[[str], Any]
+    expected: str  # the form a valid value has, for the error message
+    doc: str  # one or two sentences for .env.example and the README
+    section: str
+    secret: bool = False  # never echoed, not even a malformed value
+    example: str | None = None  # what .env.example shows, when not the default
 
 
-def _text(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name)
-    if value is None or value.strip() == "":
-        return None
-    return value.strip()
+# Parsers: raw (stripped, non-empty) text -> value; ValueError when the text will not do.
 
 
-def _parsed(
-    env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T], expected: str
-) -> T:
-    raw = _text(env, name)
-    if raw is None:
-        return default
-    try:
-        return parse(raw)
-    except ValueError:
-        raise ConfigError(name, expected, raw) from None
-
-
-def _int_at_least(low: int, high: int | None = None) -> Callable[[str], int]:
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         value = int(raw)
         if value < low or (high is not None and value > high):
@@ -106,7 +56,7 @@ def _int_at_least(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
-def _positive_float(raw: str) -> float:
+def _seconds(raw: str) -> float:
     value = float(raw)
     if not value > 0 or value == float("inf"):
         raise ValueError(raw)
@@ -131,6 +81,10 @@ def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
+def _text(raw: str) -> str:
+    return raw
+
+
 def _http_url(raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -148,24 +102,206 @@ def _key_list(raw: str) -> tuple[str, ...]:
     return keys
 
 
+_SECONDS = "a number of seconds > 0"
+_KEYS = "comma-separated ASCII keys without spaces"
+_PROVIDER_NAMES = tuple(CATALOG)
+SERVER, PROVIDERS, ROUTING, SECURITY, METRICS = (
+    "Server",
+    "Providers",
+    "Routing and failover",
+    "Security",
+    "Metrics and logs",
+)
+
+
+def setting(
+    name: str,
+    default: Any,
+    parse: Callable[[str], Any],
+    expected: str,
+    doc: str,
+    section: str,
+    *,
+    secret: bool = False,
+    example: str | None = None,
+) -> Any:
+    """A Settings field read from the environment variable `name`."""
+    variable = Variable(name, parse, expected, doc, section, secret, example)
+    return field(default=default, metadata={"variable": variable}, repr=not secret)
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = setting(
+        "HOST", "127.0.0.1", _text, "a host name or address",
+        "Address to bind. A non-loopback address needs GATEWAY_API_KEYS "
+        "(or ALLOW_UNAUTHENTICATED=true).", SERVER,
+    )  # fmt: skip
+    port: int = setting(
+        "PORT", 8080, _int_in(0, 65535), "a port number 0-65535", "Port to bind.", SERVER
+    )
+    workers: int = setting(
+        "WORKERS", 1, _int_in(1, 64), "an integer 1-64",
+        "hypercorn worker processes; each has its own routes, breakers and metrics task.", SERVER,
+    )  # fmt: skip
+    keep_alive_timeout_seconds: float = setting(
+        "KEEP_ALIVE_TIMEOUT_SECONDS", 5.0, _seconds, _SECONDS,
+        "Idle keep-alive connections are closed after this many seconds.", SERVER,
+    )  # fmt: skip
+    body_timeout_seconds: float = setting(
+        "BODY_TIMEOUT_SECONDS", 30.0, _seconds, _SECONDS,
+        "A client that has not sent its whole request body after this long gets 408.", SERVER,
+    )  # fmt: skip
+    shutdown_grace_seconds: float = setting(
+        "SHUTDOWN_GRACE_SECONDS", 10.0, _seconds, _SECONDS,
+        "On SIGINT/SIGTERM, in-flight requests get this long to finish.", SERVER,
+    )  # fmt: skip
+    max_request_body_bytes: int = setting(
+        "MAX_REQUEST_BODY_BYTES", 10 * 1024 * 1024, _int_in(1), "an integer >= 1",
+        "Larger request bodies get 413.", SERVER,
+    )  # fmt: skip
+    providers: tuple[ProviderConfig, ...] = ()  # from the <PROVIDER>_* variables, see below
+    fixed_provider: str | None = setting(
+        "FIXED_PROVIDER", None, _choice(_PROVIDER_NAMES), "one of " + ", ".join(_PROVIDER_NAMES),
+        "Route every request to this one provider (debugging); case-insensitive.", PROVIDERS,
+    )  # fmt: skip
+    circuit_failure_threshold: int = setting(
+        "CIRCUIT_FAILURE_THRESHOLD", 3, _int_in(1), "an integer >= 1",
+        "Consecutive failures that open a route's circuit.", ROUTING,
+    )  # fmt: skip
+    circuit_cooldown_base_seconds: float = setting(
+        "CIRCUIT_COOLDOWN_BASE_SECONDS", 30.0, _seconds, _SECONDS,
+        "The first cooldown of an open circuit; it doubles on each consecutive trip.", ROUTING,
+    )  # fmt: skip
+    circuit_max_cooldown_seconds: float = setting(
+        "CIRCUIT_MAX_COOLDOWN_SECONDS", 300.0, _seconds, _SECONDS,
+        "The cap of the cooldown (at least the base; unset, the larger of 300 and the base).",
+        ROUTING,
+    )  # fmt: skip
+    upstream_connect_timeout_seconds: float = setting(
+        "UPSTREAM_CONNECT_TIMEOUT_SECONDS", 5.0, _seconds, _SECONDS,
+        "Per attempt: connecting to the provider.", ROUTING,
+    )  # fmt: skip
+    upstream_first_byte_timeout_seconds: float = setting(
+        "UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS", 60.0, _seconds, _SECONDS,
+        "Per attempt: until the response headers (for a stream, its first event).", ROUTING,
+    )  # fmt: skip
+    upstream_idle_timeout_seconds: float = setting(
+        "UPSTREAM_IDLE_TIMEOUT_SECONDS", 60.0, _seconds, _SECONDS,
+        "Per attempt: the longest gap between two pieces of a body or stream.", ROUTING,
+    )  # fmt: skip
+    request_deadline_seconds: float = setting(
+        "REQUEST_DEADLINE_SECONDS", 300.0, _seconds, _SECONDS,
+        "The whole request, across all attempts and the whole stream.", ROUTING,
+    )  # fmt: skip
+    gateway_api_keys: tuple[str, ...] = setting(
+        "GATEWAY_API_KEYS", (), _key_list, _KEYS,
+        "Comma-separated keys clients must send as 'Authorization: Bearer <key>'. "
+        "Unset: no client authentication.", SECURITY, secret=True,
+    )  # fmt: skip
+    allow_unauthenticated: bool = setting(
+        "ALLOW_UNAUTHENTICATED", False, _bool, "true or false",
+        "Allow binding a non-loopback HOST without GATEWAY_API_KEYS.", SECURITY,
+    )  # fmt: skip
+    metrics_db_path: str = setting(
+        "METRICS_DB_PATH", "metrics.db", _text, "a file path",
+        "The SQLite file metrics are kept in.", METRICS,
+    )  # fmt: skip
+    metrics_retention_days: int = setting(
+        "METRICS_RETENTION_DAYS", 30, _int_in(1), "an integer >= 1",
+        "Metrics older than this many days are deleted.", METRICS,
+    )  # fmt: skip
+    log_level: str = setting(
+        "LOG_LEVEL", "info", _choice(LOG_LEVELS), "one of " + "|".join(LOG_LEVELS),
+        "One of " + ", ".join(LOG_LEVELS) + ".", METRICS,
+    )  # fmt: skip
+    log_format: str = setting(
+        "LOG_FORMAT", "text", _choice(LOG_FORMATS), "one of " + "|".join(LOG_FORMATS),
+        "text, or json for one JSON object a line.", METRICS,
+    )  # fmt: skip
+    log_llm_response_details: bool = setting(
+        "LOG_LLM_RESPONSE_DETAILS", False, _bool, "true or false",
+        "Log full upstream response bodies (keys are always redacted).", METRICS,
+    )  # fmt: skip
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret this gateway holds, for log redaction."""
+        keys = [key for provider in self.providers for key in provider.keys]
+        return (*keys, *self.gateway_api_keys)
+
+    def provider(self, name: str) -> ProviderConfig | None:
+        return next((p for p in self.providers if p.name == name), None)
+
+
+@dataclass(frozen=True)
+class ProviderVariable:
+    """One of the variables every provider of the catalog has: `<PROVIDER>_<suffix>`."""
+
+    suffix: str
+    parse: Callable[[str], Any]
+    expected: str
+    doc: str
+    default: Callable[[ProviderInfo], Any]
+    secret: bool = False
+
+    def of(self, info: ProviderInfo) -> Variable:
+        name = f"{info.env_prefix}_{self.suffix}"
+        return Variable(name, self.parse, self.expected, self.doc, PROVIDERS, self.secret)
+
+
+API_KEY, BASE_URL, MODEL = PROVIDER_VARIABLES = (
+    ProviderVariable(
+        "API_KEY", _key_list, _KEYS,
+        "The provider is enabled when its key is set. Several keys, comma-separated, are "
+        "rotated as separate routes, each with its own circuit breaker.",
+        lambda info: (), secret=True,
+    ),
+    ProviderVariable(
+        "BASE_URL", _http_url, "an http(s) URL",
+        "The provider's API base (override for self-hosted mirrors or tests).",
+        lambda info: info.default_base_url,
+    ),
+    ProviderVariable(
+        "MODEL", _text, "a model id",
+        'The model used when the client does not pin one ("<provider>/<model id>").',
+        lambda info: info.default_model,
+    ),
+)  # fmt: skip
+
+
+def variables() -> Iterator[tuple[dataclasses.Field[Any], Variable]]:
+    """Every Settings field read from one variable, with its declaration."""
+    for spec in dataclasses.fields(Settings):
+        variable = spec.metadata.get("variable")
+        if variable is not None:
+            yield spec, variable
+
+
+def _value(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def _read(env: Mapping[str, str], variable: Variable, default: Any) -> Any:
+    raw = _value(env, variable.name)
+    if raw is None:
+        return default
+    try:
+        return variable.parse(raw)
+    except ValueError:
+        shown = "<redacted>" if variable.secret else raw
+        raise ConfigError(variable.name, variable.expected, shown) from None
+
+
 def _providers(env: Mapping[str, str]) -> tuple[ProviderConfig, ...]:
     enabled = []
     for info in CATALOG.values():
-        prefix = info.env_prefix
-        base_url = _parsed(
-            env, f"{prefix}_BASE_URL", info.default_base_url, _http_url, "an http(s) URL"
+        keys, base_url, model = (
+            _read(env, v.of(info), v.default(info)) for v in PROVIDER_VARIABLES
         )
-        model = _text(env, f"{prefix}_MODEL") or info.default_model
-        raw_keys = _text(env, f"{prefix}_API_KEY")
-        if raw_keys is None:
-            continue
-        try:
-            keys = _key_list(raw_keys)
-        except ValueError:
-            # Never echo a key back, not even a malformed one.
-            raise ConfigError(
-                f"{prefix}_API_KEY", "comma-separated ASCII keys without spaces", "<redacted>"
-            ) from None
         if keys:
             enabled.append(ProviderConfig(info=info, base_url=base_url, model=model, keys=keys))
     return tuple(enabled)
@@ -182,68 +318,10 @@ def is_loopback(host: str) -> bool:
 
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build Settings from an environment mapping; raise ConfigError on the first bad value."""
-    fixed = _parsed(
-        env, "FIXED_PROVIDER", None, _choice(tuple(CATALOG)), "one of " + ", ".join(CATALOG)
-    )
-    base = _parsed(
-        env,
-        "CIRCUIT_COOLDOWN_BASE_SECONDS",
-        30.0,
-        _positive_float,
-        "a number of seconds > 0",
-    )
-    gateway_keys_raw = _text(env, "GATEWAY_API_KEYS")
-    try:
-        gateway_keys = _key_list(gateway_keys_raw) if gateway_keys_raw else ()
-    except ValueError:
-        raise ConfigError(
-            "GATEWAY_API_KEYS", "comma-separated ASCII keys without spaces", "<redacted>"
-        ) from None
-    settings = Settings(
-        host=_text(env, "HOST") or "127.0.0.1",
-        port=_parsed(env, "PORT", 8080, _int_at_least(0, 65535), "a port number 0-65535"),
-        workers=_parsed(env, "WORKERS", 1, _int_at_least(1, 64), "an integer 1-64"),
-        providers=_providers(env),
-        fixed_provider=fixed,
-        log_llm_response_details=_parsed(
-            env, "LOG_LLM_RESPONSE_DETAILS", False, _bool, "true or false"
-        ),
-        metrics_db_path=_text(env, "METRICS_DB_PATH") or "metrics.db",
-        metrics_retention_days=_parsed(
-            env, "METRICS_RETENTION_DAYS", 30, _int_at_least(1), "an integer >= 1"
-        ),
-        circuit_failure_threshold=_parsed(
-            env, "CIRCUIT_FAILURE_THRESHOLD", 3, _int_at_least(1), "an integer >= 1"
-        ),
-        circuit_cooldown_base_seconds=base,
-        circuit_max_cooldown_seconds=_parsed(
-            env,
-            "CIRCUIT_MAX_COOLDOWN_SECONDS",
-            max(300.0, base),
-            _positive_float,
-            "a number of seconds > 0",
-        ),
-        max_request_body_bytes=_parsed(
-            env, "MAX_REQUEST_BODY_BYTES", 10 * 1024 * 1024, _int_at_least(1), "an integer >= 1"
-        ),
-        upstream_connect_timeout_seconds=_seconds(env, "UPSTREAM_CONNECT_TIMEOUT_SECONDS", 5.0),
-        upstream_first_byte_timeout_seconds=_seconds(
-            env, "UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS", 60.0
-        ),
-        upstream_idle_timeout_seconds=_seconds(env, "UPSTREAM_IDLE_TIMEOUT_SECONDS", 60.0),
-        request_deadline_seconds=_seconds(env, "REQUEST_DEADLINE_SECONDS", 300.0),
-        gateway_api_keys=gateway_keys,
-        allow_unauthenticated=_parsed(env, "ALLOW_UNAUTHENTICATED", False, _bool, "true or false"),
-        log_level=_parsed(
-            env, "LOG_LEVEL", "info", _choice(LOG_LEVELS), "one of " + "|".join(LOG_LEVELS)
-        ),
-        log_format=_parsed(
-            env, "LOG_FORMAT", "text", _choice(LOG_FORMATS), "one of " + "|".join(LOG_FORMATS)
-        ),
-        keep_alive_timeout_seconds=_seconds(env, "KEEP_ALIVE_TIMEOUT_SECONDS", 5.0),
-        body_timeout_seconds=_seconds(env, "BODY_TIMEOUT_SECONDS", 30.0),
-        shutdown_grace_seconds=_seconds(env, "SHUTDOWN_GRACE_SECONDS", 10.0),
-    )
+    values = {spec.name: _read(env, variable, spec.default) for spec, variable in variables()}
+    if _value(env, "CIRCUIT_MAX_COOLDOWN_SECONDS") is None:
+        values["circuit_max_cooldown_seconds"] = max(300.0, values["circuit_cooldown_base_seconds"])
+    settings = Settings(providers=_providers(env), **values)
     if settings.circuit_max_cooldown_seconds < settings.circuit_cooldown_base_seconds:
         raise ConfigError(
             "CIRCUIT_MAX_COOLDOWN_SECONDS",
@@ -262,10 +340,6 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             settings.host,
         )
     return settings
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    return _parsed(env, name, default, _positive_float, "a number of seconds > 0")
 
 
 def settings_from_environment(dotenv_path: str = ".env") -> Settings:

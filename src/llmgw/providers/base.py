@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from llmgw.config import ProviderConfig
+from llmgw.providers.catalog import ProviderConfig
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ Adding a provider that speaks an existing wire format is one entry here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 WireFormat = Literal["openai", "gemini"]
@@ -21,6 +21,20 @@ class ProviderInfo:
     @property
     def env_prefix(self) -> str:
         return self.name.upper()
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """One enabled provider. Each key becomes its own route."""
+
+    info: ProviderInfo
+    base_url: str
+    model: str
+    keys: tuple[str, ...] = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
 
 
 CATALOG: dict[str, ProviderInfo] = {

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import orjson
 
-from llmgw.config import ProviderConfig
 from llmgw.errors import InvalidRequest, error_body
 from llmgw.providers.base import (
     ChatRequest,
@@ -19,6 +18,7 @@ from llmgw.providers.base import (
     UpstreamProtocolError,
     Usage,
 )
+from llmgw.providers.catalog import ProviderConfig
 from llmgw.providers.jsonwire import load_json, upstream_error_message
 from llmgw.providers.sse import SSEDecoder
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from llmgw.config import ProviderConfig, Settings
+from llmgw.config import Settings
+from llmgw.providers.catalog import ProviderConfig
 from llmgw.routing.breaker import CircuitBreaker
 
 

@@ -10,7 +10,6 @@ from urllib.parse import quote
 
 import orjson
 
-from llmgw.config import ProviderConfig
 from llmgw.errors import InvalidRequest
 from llmgw.providers.base import (
     ChatRequest,
@@ -19,6 +18,7 @@ from llmgw.providers.base import (
     UpstreamCall,
     Usage,
 )
+from llmgw.providers.catalog import ProviderConfig
 from llmgw.providers.gemini.errors import retry_delay_seconds, translate_error
 from llmgw.providers.gemini.request import to_gemini_request
 from llmgw.providers.gemini.response import IdSource, from_gemini_response, load_payload
