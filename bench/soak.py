@@ -19,9 +19,8 @@ from typing import Any
 import httpx
 import orjson
 import trio
-
-from llmgw.testing.fake_provider import Behaviour, FakeProvider
-from llmgw.testing.launch import Resources, gateway_process
+from tests.support.fake_provider import Behaviour, FakeProvider
+from tests.support.launch import Resources, gateway_process
 
 ANSWER = Behaviour(tokens=8, token_delay=0.002)
 

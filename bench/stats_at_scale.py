@@ -24,11 +24,11 @@ import httpx
 import trio
 from hypercorn.trio import serve
 
-from llmgw.app import create_app
 from llmgw.config import load_settings
 from llmgw.metrics import store
 from llmgw.metrics.histogram import bucket_of
-from llmgw.server import hypercorn_config
+from llmgw.web.app import create_app
+from llmgw.web.server import hypercorn_config
 
 PROVIDERS = ("groq", "cerebras", "mistral", "openrouter", "gemini")
 # (outcome, status, weight): a realistic mix, mostly successes.

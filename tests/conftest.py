@@ -1,58 +1,16 @@
-"""Fixtures that start real servers on 127.0.0.1: fake providers, and the gateway itself."""
+"""Fixtures that start real servers on 127.0.0.1. Helpers the tests share live in tests/support."""
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from functools import partial
-
-import httpx
 import pytest
 import trio
-from hypercorn.trio import serve
 
-from llmgw.app import create_asgi
-from llmgw.config import Settings, load_settings
-from llmgw.gateway import Gateway
-from llmgw.metrics.events import AttemptEvent, MetricsSink
-from llmgw.server import hypercorn_config
-from llmgw.testing.fake_provider import Behaviour, FakeProvider
-
-
-@dataclass
-class RunningGateway:
-    url: str
-    settings: Settings
-    state: Gateway
-    client: httpx.AsyncClient
-
-    @property
-    def v1(self) -> str:
-        return self.url + "/v1"
-
-
-@asynccontextmanager
-async def running_gateway(env: Mapping[str, str]) -> AsyncIterator[RunningGateway]:
-    scratch = tempfile.mkdtemp(prefix="llmgw-test-")
-    settings = load_settings({"PORT": "0", "METRICS_DB_PATH": f"{scratch}/metrics.db", **env})
-    app = create_asgi(settings)
-    config = hypercorn_config(settings)
-    config.accesslog = None
-    shutdown = trio.Event()
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(partial(serve, app, config, shutdown_trigger=shutdown.wait))
-        url = binds[0]
-        async with httpx.AsyncClient(base_url=url, timeout=30, trust_env=False) as client:
-            try:
-                yield RunningGateway(url, settings, app.gateway, client)
-            finally:
-                shutdown.set()
+from tests.support.fake_provider import Behaviour, FakeProvider
+from tests.support.gateway import FakeStarter
 
 
 @pytest.fixture
-def start_fake(nursery: trio.Nursery) -> Callable[..., object]:
+def start_fake(nursery: trio.Nursery) -> FakeStarter:
     async def start(name: str = "fake", default: Behaviour | None = None) -> FakeProvider:
         fake = FakeProvider(name, default)
         await nursery.start(fake.serve)
@@ -61,38 +19,7 @@ def start_fake(nursery: trio.Nursery) -> Callable[..., object]:
     return start
 
 
-def provider_env(**fakes: FakeProvider) -> dict[str, str]:
-    """GROQ_API_KEY / GROQ_BASE_URL pairs pointing named providers at fakes."""
-    env = {}
-    for provider, fake in fakes.items():
-        prefix = provider.upper()
-        env[f"{prefix}_API_KEY"] = f"test-key-{provider}"
-        suffix = "/v1beta" if provider == "gemini" else "/v1"
-        env[f"{prefix}_BASE_URL"] = fake.base_url + suffix
-    return env
-
-
-class RecordingSink(MetricsSink):
-    """Keeps every event the proxy emits, so tests can assert one event per attempt."""
-
-    def __init__(self) -> None:
-        super().__init__(None)
-        self.events: list[AttemptEvent] = []
-
-    def emit(self, event: AttemptEvent) -> None:
-        self.events.append(event)
-
-
-def capture_events(gw: RunningGateway) -> list[AttemptEvent]:
-    sink = RecordingSink()
-    gw.state.proxy.sink = sink
-    return sink.events
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Wait until `predicate()` holds, polling every 5 ms; fail after `timeout` seconds."""
-    with trio.fail_after(timeout):
-        while True:
-            if predicate():
-                return
-            await trio.sleep(0.005)
+@pytest.fixture
+async def two(start_fake: FakeStarter) -> tuple[FakeProvider, FakeProvider]:
+    """Two fake providers, serving as groq and cerebras."""
+    return await start_fake("groq"), await start_fake("cerebras")

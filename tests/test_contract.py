@@ -18,9 +18,9 @@ import schemathesis
 import trio
 from hypothesis import settings
 
-from conftest import provider_env, running_gateway
 from llmgw.api_types import ChatCompletion, ChatCompletionChunk, Error, Health, ModelList, Stats
-from llmgw.testing.fake_provider import FakeProvider
+from tests.support.fake_provider import FakeProvider
+from tests.support.gateway import provider_env, running_gateway
 
 SPEC = Path(__file__).resolve().parent.parent / "api" / "openai_proxy.yml"
 KEY = "contract-key"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from conftest import running_gateway
 from llmgw.config import ConfigError, load_settings
+from tests.support.gateway import running_gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 Instruction = tuple[str, str]

@@ -6,44 +6,30 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 import trio
 
-from conftest import RunningGateway, capture_events, provider_env, running_gateway
 from llmgw.providers.base import TranslatedResponse
 from llmgw.providers.gemini import GeminiAdapter
 from llmgw.providers.openai_compat import OpenAICompatAdapter
-from llmgw.testing.fake_provider import Behaviour, FakeProvider
-from llmgw.testing.launch import free_port
-
-FakeStarter = Callable[..., Any]
-HELLO = {"messages": [{"role": "user", "content": "hello"}]}
-
-
-async def chat(gw: RunningGateway, body: dict[str, Any] | None = None, **kw: Any) -> httpx.Response:
-    return await gw.client.post("/v1/chat/completions", json=body or HELLO, **kw)
-
-
-@pytest.fixture
-async def two(start_fake: FakeStarter) -> tuple[FakeProvider, FakeProvider]:
-    return await start_fake("groq"), await start_fake("cerebras")
-
-
-FAST = {
-    "UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS": "0.5",
-    "UPSTREAM_IDLE_TIMEOUT_SECONDS": "0.5",
-    "UPSTREAM_CONNECT_TIMEOUT_SECONDS": "0.5",
-}
+from tests.support.fake_provider import Behaviour, FakeProvider
+from tests.support.gateway import (
+    FAST,
+    HELLO,
+    FakeStarter,
+    capture_events,
+    provider_env,
+    running_gateway,
+)
+from tests.support.launch import free_port
 
 
 async def test_round_robin_spreads_requests_over_routes(start_fake: FakeStarter) -> None:
     groq, cerebras, mistral = [await start_fake(n) for n in ("groq", "cerebras", "mistral")]
     async with running_gateway(provider_env(groq=groq, cerebras=cerebras, mistral=mistral)) as gw:
-        answered = [(await chat(gw)).headers["x-provider"] for _ in range(6)]
+        answered = [(await gw.chat()).headers["x-provider"] for _ in range(6)]
     assert answered == ["groq", "cerebras", "mistral"] * 2
     assert [len(f.requests) for f in (groq, cerebras, mistral)] == [2, 2, 2]
 
@@ -53,7 +39,7 @@ async def test_several_keys_of_one_provider_are_rotated(start_fake: FakeStarter)
     env = {**provider_env(groq=groq), "GROQ_API_KEY": "key-a,key-b"}
     async with running_gateway(env) as gw:
         for _ in range(4):
-            assert (await chat(gw)).status_code == 200
+            assert (await gw.chat()).status_code == 200
     keys = [r.headers["authorization"] for r in groq.requests]
     assert keys == ["Bearer key-a", "Bearer key-b"] * 2
 
@@ -93,7 +79,7 @@ async def test_a_failing_route_fails_over_to_the_next(
     groq.default, outcome = FAILOVER_TRIGGERS[trigger]
     async with running_gateway({**provider_env(groq=groq, cerebras=cerebras), **FAST}) as gw:
         events = capture_events(gw)
-        response = await chat(gw)
+        response = await gw.chat()
     assert response.status_code == 200
     assert response.headers["x-provider"] == "cerebras"
     assert response.json()["choices"][0]["message"]["content"] == "tok0 tok1 tok2 "
@@ -112,7 +98,7 @@ async def test_a_refused_connection_fails_over(start_fake: FakeStarter, stream: 
     }
     async with running_gateway(env) as gw:
         events = capture_events(gw)
-        response = await chat(gw, {**HELLO, "stream": stream})
+        response = await gw.chat({**HELLO, "stream": stream})
     assert response.status_code == 200
     assert response.headers["x-provider"] == "cerebras"
     assert events[0].outcome == "connection_error"
@@ -127,52 +113,29 @@ async def test_a_client_error_goes_back_unchanged_without_failover(
     body = b'{"error":{"message":"context too long","type":"invalid_request_error","code":"x"}}'
     groq.default = Behaviour(status=status, body=body)
     async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
-        response = await chat(gw)
+        response = await gw.chat()
     assert response.status_code == status
     assert response.content == body
     assert response.headers["x-provider"] == "groq"
     assert len(cerebras.requests) == 0
 
 
-async def test_the_circuit_opens_half_opens_closes_and_reopens_with_a_doubled_cooldown(
-    start_fake: FakeStarter,
-) -> None:
+async def test_an_open_circuit_sends_nothing_upstream(start_fake: FakeStarter) -> None:
+    # The breaker's whole cycle (half-open, probes, doubling) is tested as pure code in
+    # test_walk; here, that its verdicts come from real upstream answers.
     groq = await start_fake("groq", Behaviour(status=500))
     env = {
         **provider_env(groq=groq),
         "CIRCUIT_FAILURE_THRESHOLD": "2",
-        "CIRCUIT_COOLDOWN_BASE_SECONDS": "0.4",
-        "CIRCUIT_MAX_COOLDOWN_SECONDS": "10",
+        "CIRCUIT_COOLDOWN_BASE_SECONDS": "30",
     }
     async with running_gateway(env) as gw:
-        assert (await chat(gw)).status_code == 503
-        assert (await chat(gw)).status_code == 503  # second failure: the circuit opens
-        opened = trio.current_time()
-        refused = await chat(gw)
-        assert refused.status_code == 503
-        assert int(refused.headers["retry-after"]) >= 1
-        assert len(groq.requests) == 2, "an open circuit sends nothing upstream"
-
-        await trio.sleep_until(opened + 0.45)
-        groq.default = Behaviour()
-        assert (await chat(gw)).status_code == 200  # the half-open probe succeeds
-        assert len(groq.requests) == 3
-
-        groq.default = Behaviour(status=500)
-        await chat(gw)
-        await chat(gw)  # opens again, with the base cooldown: the success reset the backoff
-        reopened = trio.current_time()
-        await trio.sleep_until(reopened + 0.45)
-        await chat(gw)  # the probe fails: open again for 0.8 s
-        probed = trio.current_time()
-        assert len(groq.requests) == 6
-        await trio.sleep_until(probed + 0.5)
-        await chat(gw)
-        assert len(groq.requests) == 6, "still open: the cooldown doubled"
-        await trio.sleep_until(probed + 0.85)
-        groq.default = Behaviour()
-        assert (await chat(gw)).status_code == 200
-        assert len(groq.requests) == 7
+        assert (await gw.chat()).status_code == 503
+        assert (await gw.chat()).status_code == 503  # second failure: the circuit opens
+        refused = await gw.chat()
+    assert refused.status_code == 503
+    assert 29 <= int(refused.headers["retry-after"]) <= 30
+    assert len(groq.requests) == 2, "an open circuit sends nothing upstream"
 
 
 async def test_only_one_probe_is_let_through_when_half_open(start_fake: FakeStarter) -> None:
@@ -183,13 +146,13 @@ async def test_only_one_probe_is_let_through_when_half_open(start_fake: FakeStar
         "CIRCUIT_COOLDOWN_BASE_SECONDS": "0.2",
     }
     async with running_gateway(env) as gw:
-        await chat(gw)
+        await gw.chat()
         await trio.sleep(0.25)
         groq.default = Behaviour(delay_before_headers=0.3)
         statuses: list[int] = []
 
         async def one() -> None:
-            statuses.append((await chat(gw)).status_code)
+            statuses.append((await gw.chat()).status_code)
 
         async with trio.open_nursery() as nursery:
             for _ in range(5):
@@ -198,19 +161,13 @@ async def test_only_one_probe_is_let_through_when_half_open(start_fake: FakeStar
     assert len(groq.requests) == 2
 
 
-async def test_retry_after_takes_the_route_out_until_then(
-    two: tuple[FakeProvider, FakeProvider],
-) -> None:
+async def test_retry_after_takes_the_route_out(two: tuple[FakeProvider, FakeProvider]) -> None:
     groq, cerebras = two
-    groq.enqueue(Behaviour(status=429, headers={"retry-after": "1"}))
+    groq.enqueue(Behaviour(status=429, headers={"retry-after": "30"}))
     async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
-        limited = trio.current_time()
-        answered = [(await chat(gw)).headers["x-provider"] for _ in range(4)]
-        assert answered == ["cerebras"] * 4
-        assert len(groq.requests) == 1
-        await trio.sleep_until(limited + 1.05)
-        answered = [(await chat(gw)).headers["x-provider"] for _ in range(2)]
-    assert sorted(answered) == ["cerebras", "groq"]
+        answered = [(await gw.chat()).headers["x-provider"] for _ in range(4)]
+    assert answered == ["cerebras"] * 4
+    assert len(groq.requests) == 1
 
 
 async def test_a_spent_quota_in_a_success_rests_the_route(
@@ -220,8 +177,8 @@ async def test_a_spent_quota_in_a_success_rests_the_route(
     spent = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "30s"}
     groq.enqueue(Behaviour(headers=spent))
     async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
-        first = await chat(gw)
-        later = [(await chat(gw)).headers["x-provider"] for _ in range(3)]
+        first = await gw.chat()
+        later = [(await gw.chat()).headers["x-provider"] for _ in range(3)]
     assert first.headers["x-provider"] == "groq"
     assert first.status_code == 200
     assert later == ["cerebras"] * 3
@@ -234,39 +191,13 @@ async def test_every_route_rate_limited_gives_429_with_retry_after(
     groq.default = Behaviour(status=429, headers={"retry-after": "7"})
     cerebras.default = Behaviour(status=429, headers={"retry-after": "20"})
     async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
-        response = await chat(gw)
-        again = await chat(gw)
+        response = await gw.chat()
+        again = await gw.chat()
     assert response.status_code == 429
     assert response.json()["error"]["type"] == "rate_limit_error"
     assert response.headers["retry-after"] in ("6", "7")
     assert again.status_code == 429, "resting routes are still 'rate-limited'"
     assert (len(groq.requests), len(cerebras.requests)) == (1, 1)
-
-
-async def test_a_429_without_retry_after_still_counts_as_rate_limited(
-    two: tuple[FakeProvider, FakeProvider],
-) -> None:
-    groq, cerebras = two
-    groq.default = cerebras.default = Behaviour(status=429)
-    async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
-        response = await chat(gw)
-    assert response.status_code == 429
-    assert response.headers["retry-after"] == "1"
-
-
-async def test_mixed_failures_give_503_with_retry_after(
-    two: tuple[FakeProvider, FakeProvider],
-) -> None:
-    groq, cerebras = two
-    groq.default = Behaviour(status=429, headers={"retry-after": "5"})
-    cerebras.default = Behaviour(status=500)
-    async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
-        events = capture_events(gw)
-        response = await chat(gw)
-    assert response.status_code == 503
-    assert response.json()["error"]["code"] == "no_provider_available"
-    assert response.headers["retry-after"] == "1"
-    assert [e.final for e in events] == [False, True]
 
 
 @pytest.mark.parametrize(
@@ -283,7 +214,7 @@ async def test_the_request_deadline_bounds_all_attempts(
     env = {**provider_env(groq=groq), "REQUEST_DEADLINE_SECONDS": "0.5"}
     async with running_gateway(env) as gw:
         started = trio.current_time()
-        response = await chat(gw)
+        response = await gw.chat()
         elapsed = trio.current_time() - started
     assert response.status_code == 503
     assert elapsed < 1.5
@@ -296,7 +227,7 @@ async def test_a_pinned_model_goes_to_that_provider_with_that_model(
     groq, cerebras = two
     async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
         for _ in range(3):
-            response = await chat(gw, {**HELLO, "model": "cerebras/qwen-3-32b"})
+            response = await gw.chat({**HELLO, "model": "cerebras/qwen-3-32b"})
             assert response.headers["x-provider"] == "cerebras"
             assert response.json()["model"] == "qwen-3-32b"
     assert len(groq.requests) == 0
@@ -309,8 +240,8 @@ async def test_an_unpinned_model_name_is_served_by_the_pool_with_each_configured
     groq, cerebras = two
     env = {**provider_env(groq=groq, cerebras=cerebras), "GROQ_MODEL": "g-model"}
     async with running_gateway(env) as gw:
-        first = await chat(gw, {**HELLO, "model": "gpt-4o"})
-        await chat(gw, {**HELLO, "model": "gpt-4o"})
+        first = await gw.chat({**HELLO, "model": "gpt-4o"})
+        await gw.chat({**HELLO, "model": "gpt-4o"})
     assert first.json()["model"] == "g-model"
     assert groq.requests[0].json["model"] == "g-model"
     assert cerebras.requests[0].json["model"] == "llama-3.3-70b"
@@ -322,7 +253,7 @@ async def test_fixed_provider_routes_everything_to_it(
     groq, cerebras = two
     env = {**provider_env(groq=groq, cerebras=cerebras), "FIXED_PROVIDER": "Cerebras"}
     async with running_gateway(env) as gw:
-        answered = {(await chat(gw)).headers["x-provider"] for _ in range(4)}
+        answered = {(await gw.chat()).headers["x-provider"] for _ in range(4)}
         models = (await gw.client.get("/v1/models")).json()
     assert answered == {"cerebras"}
     assert [m["id"] for m in models["data"]] == ["auto", "cerebras/llama-3.3-70b"]
@@ -331,7 +262,7 @@ async def test_fixed_provider_routes_everything_to_it(
 async def test_fixed_provider_without_a_key_gives_503(start_fake: FakeStarter) -> None:
     groq = await start_fake("groq")
     async with running_gateway({**provider_env(groq=groq), "FIXED_PROVIDER": "mistral"}) as gw:
-        response = await chat(gw)
+        response = await gw.chat()
     assert response.status_code == 503
     assert "mistral" in response.json()["error"]["message"]
     assert len(groq.requests) == 0
@@ -358,8 +289,7 @@ async def test_upstream_gets_the_route_key_and_request_id_but_no_client_credenti
 ) -> None:
     groq = await start_fake("groq")
     async with running_gateway(provider_env(groq=groq)) as gw:
-        response = await chat(
-            gw,
+        response = await gw.chat(
             {**HELLO, "temperature": 0.2, "vendor_extension": {"a": [1, 2]}},
             headers={
                 "authorization": "Bearer client-secret",
@@ -390,7 +320,7 @@ async def test_one_log_line_per_attempt_and_no_key_in_any(
     env = {**provider_env(groq=groq, cerebras=cerebras), "LOG_LLM_RESPONSE_DETAILS": "true"}
     with caplog.at_level(logging.INFO, logger="llmgw"):
         async with running_gateway(env) as gw:
-            await chat(gw, headers={"x-request-id": "trace-9"})
+            await gw.chat(headers={"x-request-id": "trace-9"})
     attempts = [r.getMessage() for r in caplog.records if r.getMessage().startswith("attempt ")]
     assert len(attempts) == 2
     assert "request_id=trace-9 route=groq#1" in attempts[0]
@@ -407,7 +337,7 @@ async def test_usage_and_timing_reach_the_metrics_event(start_fake: FakeStarter)
     groq = await start_fake("groq", Behaviour(tokens=4))
     async with running_gateway(provider_env(groq=groq)) as gw:
         events = capture_events(gw)
-        await chat(gw, headers={"x-request-id": "trace-5"})
+        await gw.chat(headers={"x-request-id": "trace-5"})
     (event,) = events
     assert event.request_id == "trace-5"
     assert (event.route, event.provider, event.status) == ("groq#1", "groq", 200)
@@ -422,7 +352,7 @@ async def test_a_slow_drip_within_the_limits_is_served(start_fake: FakeStarter) 
     # Each piece arrives well within the idle timeout: slow is not broken.
     groq = await start_fake("groq", Behaviour(tokens=40, drip_delay=0.02))
     async with running_gateway({**provider_env(groq=groq), **FAST}) as gw:
-        response = await chat(gw)
+        response = await gw.chat()
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"].startswith("tok0 tok1")
 
@@ -451,7 +381,7 @@ async def test_a_connect_that_hangs_times_out_and_fails_over(start_fake: FakeSta
         async with running_gateway(env) as gw:
             events = capture_events(gw)
             started = trio.current_time()
-            response = await chat(gw)
+            response = await gw.chat()
             elapsed = trio.current_time() - started
     finally:
         for sock in (*fillers, blackhole):
@@ -475,7 +405,7 @@ async def test_the_request_deadline_is_not_charged_to_the_provider_answering(
     }
     async with running_gateway(env) as gw:
         events = capture_events(gw)
-        response = await chat(gw)
+        response = await gw.chat()
         cerebras_breaker = gw.state.table.breakers["cerebras#1"]
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "deadline_exceeded"
@@ -507,7 +437,7 @@ async def test_a_large_client_error_still_goes_back_to_the_client(
     echo = b'{"error":{"message":"' + b"x" * 200_000 + b'","type":"invalid_request_error"}}'
     groq.default = Behaviour(status=422, body=echo)
     async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
-        response = await chat(gw)
+        response = await gw.chat()
         breaker = gw.state.table.breakers["groq#1"]
     assert response.status_code == 422
     assert response.json()["error"]["type"] == "invalid_request_error"
@@ -529,8 +459,8 @@ async def test_an_absurd_retry_after_rests_the_route_a_day_at_most(
 ) -> None:
     groq = await start_fake("groq", Behaviour(status=429, headers=headers))
     async with running_gateway(provider_env(groq=groq)) as gw:
-        first = await chat(gw)
-        second = await chat(gw)
+        first = await gw.chat()
+        second = await gw.chat()
     for response in (first, second):
         assert response.status_code == 429
         assert 1 <= int(response.headers["retry-after"]) <= 86_400
@@ -556,7 +486,7 @@ async def test_an_unexpected_error_in_an_attempt_fails_over_instead_of_a_500(
     async with running_gateway(provider_env(groq=groq, gemini=gemini)) as gw:
         gw.state.adapters["openai"] = ExplodingAdapter()
         events = capture_events(gw)
-        response = await chat(gw)
+        response = await gw.chat()
     assert response.status_code == 200
     assert response.headers["x-provider"] == "gemini"
     assert [e.outcome for e in events] == ["gateway_error", "success"]
@@ -567,7 +497,7 @@ async def test_a_request_translation_bug_skips_to_the_next_route(start_fake: Fak
     gemini = await start_fake("gemini")
     async with running_gateway(provider_env(gemini=gemini, groq=groq)) as gw:
         gw.state.adapters["gemini"] = RefusingToTranslate()
-        answered = [(await chat(gw)).headers["x-provider"] for _ in range(2)]
+        answered = [(await gw.chat()).headers["x-provider"] for _ in range(2)]
     assert answered == ["groq", "groq"]
     assert len(gemini.requests) == 0
 
@@ -578,6 +508,6 @@ async def test_the_response_time_covers_every_attempt(
     groq, cerebras = two
     groq.default = Behaviour(status=500, delay_before_headers=0.3)
     async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
-        response = await chat(gw)
+        response = await gw.chat()
     assert response.headers["x-provider"] == "cerebras"
     assert int(response.headers["x-response-time-ms"]) >= 300

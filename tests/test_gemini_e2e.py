@@ -7,7 +7,7 @@ The fake's Gemini mode refuses what the real API refuses (unknown fields, enum o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,11 +16,10 @@ import orjson
 import pytest
 import trio
 
-from conftest import RunningGateway, provider_env, running_gateway
-from llmgw.testing.fake_gemini import FAKE_THOUGHT_SIGNATURE
-from llmgw.testing.fake_provider import Behaviour, FakeProvider, Safety
+from tests.support.fake_gemini import FAKE_THOUGHT_SIGNATURE
+from tests.support.fake_provider import Behaviour, FakeProvider, Safety
+from tests.support.gateway import FakeStarter, RunningGateway, provider_env, running_gateway
 
-FakeStarter = Callable[..., Any]
 MESSAGES: Any = [
     {"role": "system", "content": "Be brief."},
     {"role": "user", "content": "Say hello"},

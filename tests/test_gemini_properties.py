@@ -14,13 +14,12 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from llmgw.chat_request import parse_chat_request
-from llmgw.config import ProviderConfig
 from llmgw.errors import InvalidRequest
 from llmgw.providers.base import ChatRequest, UpstreamProtocolError
-from llmgw.providers.catalog import CATALOG
+from llmgw.providers.catalog import CATALOG, ProviderConfig
 from llmgw.providers.gemini import GeminiAdapter, GeminiStream, retry_delay_seconds, translate_error
 from llmgw.providers.sse import SSEDecoder
-from llmgw.testing.fake_gemini import request_problem
+from tests.support.fake_gemini import request_problem
 
 JSON = dict[str, Any]
 # Modest, so the suite stays fast; no example database, so runs leave no files behind.

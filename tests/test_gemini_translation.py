@@ -8,10 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
-from llmgw.config import ProviderConfig
 from llmgw.errors import InvalidRequest
 from llmgw.providers.base import ChatRequest, UpstreamProtocolError, Usage
-from llmgw.providers.catalog import CATALOG
+from llmgw.providers.catalog import CATALOG, ProviderConfig
 from llmgw.providers.gemini import (
     GeminiAdapter,
     GeminiStream,
@@ -25,7 +24,7 @@ from llmgw.providers.gemini import (
     translate_error,
 )
 from llmgw.providers.gemini.schema import MAX_SCHEMA_DEPTH
-from llmgw.testing.fake_gemini import request_problem
+from tests.support.fake_gemini import request_problem
 
 JSON = dict[str, Any]
 USER = {"role": "user", "content": "hi"}

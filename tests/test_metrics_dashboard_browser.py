@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
 
-from conftest import running_gateway
-from test_metrics_http import Scenario, stats_when
+from tests.support.gateway import FakeStarter, running_gateway
+from tests.support.metrics import Scenario, stats_when
 
-FakeStarter = Callable[..., Any]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs chromium: apt-get install chromium")

@@ -9,7 +9,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +17,23 @@ import pytest
 import trio
 
 import llmgw.gateway
-from conftest import provider_env, running_gateway
 from llmgw.metrics import store
 from llmgw.metrics.events import AttemptEvent, MetricsSink
 from llmgw.metrics.writer import MetricsWriter
-from llmgw.testing.launch import gateway_process
-from test_metrics_http import chat, stats_when
-
-FakeStarter = Callable[..., Any]
+from tests.support.gateway import FakeStarter, eventually, provider_env, running_gateway
+from tests.support.launch import gateway_process
+from tests.support.metrics import chat, stats_when
 
 
 async def test_a_full_queue_drops_and_counts_without_slowing_requests(
     start_fake: FakeStarter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(llmgw.gateway, "METRICS_CHANNEL_SIZE", 2)
-    gate = threading.Event()
+    gate, stuck = threading.Event(), threading.Event()
     real_write = store.write_batch
 
     def stuck_write(*args: Any, **kwargs: Any) -> None:
+        stuck.set()
         gate.wait(20)  # the database hangs: the metrics task is stuck in this thread
         real_write(*args, **kwargs)
 
@@ -44,7 +42,7 @@ async def test_a_full_queue_drops_and_counts_without_slowing_requests(
     env = {**provider_env(groq=fake), "METRICS_DB_PATH": str(tmp_path / "m.db")}
     async with running_gateway(env) as gw:
         assert (await gw.client.post("/v1/chat/completions", json=chat("auto"))).status_code == 200
-        await trio.sleep(0.8)  # the task has flushed that event and hangs in the write
+        await eventually(stuck.is_set)  # the task has flushed that event and hangs in the write
         slowest = 0.0
         for _ in range(10):
             started = trio.current_time()
@@ -68,14 +66,13 @@ async def test_a_database_path_that_cannot_be_opened_does_not_stop_serving(
             response = await gw.client.post("/v1/chat/completions", json=chat("auto"))
             assert response.status_code == 200
         assert (await gw.client.get("/health")).json() == {"status": "ok"}
-        await trio.sleep(0.7)  # the task has failed a write by now, and carries on
+        await eventually(lambda: gw.state.metrics.failing)  # a write failed; the task carries on
         for path in ("/stats", "/metrics", "/stats/web"):
             response = await gw.client.get(path)
             assert response.status_code == 503
             assert response.json()["error"]["code"] == "metrics_unavailable"
         response = await gw.client.post("/v1/chat/completions", json=chat("auto"))
         assert response.status_code == 200
-        assert gw.state.metrics is not None
         assert gw.state.metrics.failing
 
 
@@ -91,7 +88,7 @@ async def test_a_file_that_is_not_a_database_is_survived_and_recovered_from(
         for _ in range(2):
             response = await gw.client.post("/v1/chat/completions", json=chat("auto"))
             assert response.status_code == 200
-        await trio.sleep(0.7)
+        await eventually(lambda: gw.state.metrics.failing)
         assert (await gw.client.get("/stats")).status_code == 503
         db.unlink()  # the operator removes the bad file: the held events get written
         stats = await stats_when(gw, lambda s: s["total_requests"] == 2)
@@ -242,7 +239,8 @@ async def test_a_locked_database_delays_metrics_but_not_requests(
             response = await gw.client.post("/v1/chat/completions", json=chat("auto"))
             assert response.status_code == 200
             assert trio.current_time() - started < 0.5
-        await trio.sleep(3)  # past the busy timeout: the task logs, holds the batch, retries
+        # Past the busy timeout: the task logs, holds the batch, retries.
+        await eventually(lambda: gw.state.metrics.failing, timeout=10)
         locker.execute("COMMIT")
         locker.close()
         stats = await stats_when(gw, lambda s: s["total_requests"] == 5)

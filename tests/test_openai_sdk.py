@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import openai
 import pytest
 import trio
 
-from conftest import provider_env, running_gateway
-from llmgw.testing.fake_provider import Behaviour, FakeProvider
+from tests.support.fake_provider import Behaviour, FakeProvider
+from tests.support.gateway import FakeStarter, provider_env, running_gateway
 
-FakeStarter = Callable[..., Any]
 MESSAGES: Any = [{"role": "user", "content": "Say hello"}]
 
 

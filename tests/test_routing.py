@@ -6,7 +6,7 @@ import pytest
 
 from llmgw.config import load_settings
 from llmgw.routing.breaker import CircuitBreaker, CircuitState, Permit
-from llmgw.routing.policy import Outcome, classify_status
+from llmgw.routing.failover import Outcome, classify_status
 from llmgw.routing.ratelimit import parse_duration, parse_retry_after, quota_block_seconds
 from llmgw.routing.table import RouteTable
 

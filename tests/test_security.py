@@ -4,21 +4,17 @@ matrix of bad inputs that must each get their exact OpenAI-style error, never a 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 import pytest
-import trio
 
-from conftest import provider_env, running_gateway
 from llmgw.auth import basic_password, bearer_token, key_matches
-from llmgw.testing.fake_provider import Behaviour, FakeProvider
-from llmgw.testing.launch import gateway_process
+from tests.support.fake_provider import Behaviour, FakeProvider
+from tests.support.gateway import HELLO, FakeStarter, eventually, provider_env, running_gateway
+from tests.support.launch import gateway_process
+from tests.support.wire import send_raw
 
-FakeStarter = Callable[..., Any]
-HELLO = {"messages": [{"role": "user", "content": "hello"}]}
 KEYS = {"GATEWAY_API_KEYS": "gw-key-one,gw-key-two"}
 
 
@@ -202,7 +198,7 @@ async def test_no_key_reaches_any_log_line_or_response(start_fake: FakeStarter) 
             bodies.append(str(response.headers) + response.text)
         bad = await client.get(gw.url + "/v1/models", headers={"authorization": "Bearer x"})
         bodies.append(bad.text)
-        await trio.sleep(0.2)
+        await eventually(lambda: gw.log.count("attempt request_id=") >= 12)
         log = gw.log
     assert "attempt request_id=" in log
     assert "LEAKCHECK" not in log
@@ -339,27 +335,6 @@ async def test_odd_but_valid_input_is_served(start_fake: FakeStarter, case: str)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     assert response.json()["object"] == "chat.completion"
-
-
-async def send_raw(url: str, data: bytes, pieces: int = 1, pause: float = 0.0) -> bytes:
-    host, port = url.removeprefix("http://").split(":")
-    stream = await trio.open_tcp_stream(host, int(port))
-    received = bytearray()
-    async with stream:
-        size = -(-len(data) // pieces)
-        try:
-            for start in range(0, len(data), size):
-                await stream.send_all(data[start : start + size])
-                await trio.sleep(pause)
-        except trio.BrokenResourceError:
-            pass  # the server answered and closed before we finished: read what it said
-        with trio.move_on_after(3):
-            try:
-                while chunk := await stream.receive_some(65536):
-                    received.extend(chunk)
-            except trio.BrokenResourceError:
-                pass
-    return bytes(received)
 
 
 async def test_a_slow_body_gets_408() -> None:

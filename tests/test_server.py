@@ -5,44 +5,16 @@ from __future__ import annotations
 
 import re
 import signal
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 import trio
 
-from conftest import provider_env, running_gateway
-from llmgw.testing.fake_provider import Behaviour, FakeProvider
-from llmgw.testing.launch import gateway_process
-
-FakeStarter = Callable[..., Any]
-
-
-def assert_openai_error(response: httpx.Response, status: int, code: str | None = None) -> None:
-    assert response.status_code == status
-    assert response.headers["content-type"].startswith("application/json")
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert isinstance(error["message"], str)
-    assert error["message"]
-    if code is not None:
-        assert error["code"] == code
-    assert "Traceback" not in response.text
-    assert "<html" not in response.text.lower()
-
-
-async def raw_exchange(url: str, data: bytes, *, read_for: float = 5.0) -> bytes:
-    """Send raw bytes and read until the server closes or `read_for` passes."""
-    host, port = url.removeprefix("http://").split(":")
-    stream = await trio.open_tcp_stream(host, int(port))
-    received = bytearray()
-    async with stream:
-        await stream.send_all(data)
-        with trio.move_on_after(read_for):
-            while chunk := await stream.receive_some(65536):
-                received.extend(chunk)
-    return bytes(received)
+from tests.support.fake_provider import Behaviour, FakeProvider
+from tests.support.gateway import FakeStarter, eventually, provider_env, running_gateway
+from tests.support.launch import gateway_process
+from tests.support.wire import assert_openai_error, send_raw
 
 
 async def test_health_answers_ok_with_a_request_id() -> None:
@@ -90,6 +62,28 @@ async def test_a_wrong_method_gets_405_with_allow() -> None:
     assert "POST" in response.headers["allow"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("POST", "/health", "GET"),
+        ("GET", "/v1/chat/completions", "POST"),
+        ("DELETE", "/stats", "GET"),
+    ],
+)
+async def test_a_wrong_method_gets_405_whatever_the_body_says(
+    method: str, path: str, allow: str
+) -> None:
+    # The content type and the body are the endpoint's business; a method no endpoint serves
+    # is refused before either is looked at.
+    async with running_gateway({}) as gw:
+        response = await gw.client.request(
+            method, path, content=b"hello", headers={"content-type": "text/plain"}
+        )
+    assert_openai_error(response, 405, "method_not_allowed")
+    assert allow in response.headers["allow"]
+    assert response.headers["x-request-id"]
+
+
 async def test_invalid_json_gets_400() -> None:
     async with running_gateway({}) as gw:
         response = await gw.client.post("/v1/chat/completions", content=b"{not json")
@@ -124,7 +118,7 @@ async def test_a_trickled_body_gets_408_after_the_body_timeout() -> None:
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
             b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"mess'
         )
-        answer = await raw_exchange(gw.url, head, read_for=5)
+        answer = await send_raw(gw.url, head, read_for=5)
         elapsed = trio.current_time() - started
     assert answer.startswith(b"HTTP/1.1 408")
     assert b'"code":"request_timeout"' in answer
@@ -148,11 +142,11 @@ async def test_an_unexpected_failure_is_a_json_500_without_details(start_fake: F
 
 
 async def test_an_idle_keep_alive_connection_is_closed_by_the_server() -> None:
-    # Regression test for STACK-NOTES trap 1: without the shielded final send, hypercorn's idle
-    # timer dies and the socket stays open forever.
+    # quart-trio cancels the request task inside hypercorn's final send; without the shielded
+    # last send (web.edge), hypercorn's idle timer dies and the socket stays open forever.
     async with running_gateway({"KEEP_ALIVE_TIMEOUT_SECONDS": "0.5"}) as gw:
         started = trio.current_time()
-        answer = await raw_exchange(
+        answer = await send_raw(
             gw.url, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n", read_for=5
         )
         closed_after = trio.current_time() - started
@@ -161,7 +155,7 @@ async def test_an_idle_keep_alive_connection_is_closed_by_the_server() -> None:
 
 
 async def test_an_idle_connection_is_closed_after_a_chat_answer_too() -> None:
-    # The chat endpoint is served outside Quart (chat_asgi); it must keep the same guarantee.
+    # A chat answer ends through the same edge: the same guarantee.
     async with running_gateway({"KEEP_ALIVE_TIMEOUT_SECONDS": "0.5"}) as gw:
         started = trio.current_time()
         body = b'{"messages":[{"role":"user","content":"hi"}]}'
@@ -169,7 +163,7 @@ async def test_an_idle_connection_is_closed_after_a_chat_answer_too() -> None:
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
         )
-        answer = await raw_exchange(gw.url, request, read_for=5)
+        answer = await send_raw(gw.url, request, read_for=5)
         closed_after = trio.current_time() - started
     assert answer.startswith(b"HTTP/1.1 503")
     assert closed_after < 2.5, f"idle connection still open after {closed_after:.1f}s"
@@ -178,7 +172,7 @@ async def test_an_idle_connection_is_closed_after_a_chat_answer_too() -> None:
 async def test_a_connection_is_reused_for_several_requests() -> None:
     async with running_gateway({}) as gw:
         request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
-        answer = await raw_exchange(gw.url, request * 3, read_for=1)
+        answer = await send_raw(gw.url, request * 3, read_for=1)
     assert answer.count(b"HTTP/1.1 200") == 3
 
 
@@ -208,7 +202,7 @@ async def test_a_signal_lets_in_flight_requests_finish_then_exits(
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(chat)
-            await trio.sleep(0.4)
+            await eventually(lambda: bool(fake.requests))  # in flight, upstream
             gw.process.send_signal(signum)
         with trio.fail_after(10):
             code = await gw.process.wait()
@@ -233,7 +227,7 @@ async def test_the_command_serves_and_logs_access_lines_with_request_ids(
                 answer = b""
                 while not answer.endswith(b'{"status":"ok"}'):
                     answer += await stream.receive_some(65536)
-        await trio.sleep(0.2)
+        await eventually(lambda: gw.log.count("hypercorn.access") >= 6)
         assert "request_id=trace-42" in gw.log
         access = [line for line in gw.log.splitlines() if "hypercorn.access" in line]
         assert len([line for line in access if "trace-42" in line]) == 1

@@ -15,13 +15,12 @@ import orjson
 import pytest
 import schemathesis
 
-from conftest import running_gateway
 from llmgw import api_types
-from llmgw.app import create_app
-from llmgw.asgi import CHAT_PATH
 from llmgw.chat_request import parse_chat_request, schema_refusal
 from llmgw.config import load_settings
 from llmgw.errors import InvalidRequest
+from llmgw.web.app import create_app
+from tests.support.gateway import running_gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "api" / "openai_proxy.yml"
@@ -51,11 +50,10 @@ async def test_the_app_serves_exactly_the_paths_and_methods_of_the_spec() -> Non
         for rule in create_app(settings).url_map.iter_rules()
         if rule.endpoint != "static"
     }
-    # The chat hot path is served in front of Quart (asgi.GatewayASGI), so it is not in Quart's
-    # url_map: which (path, method) pairs are served is asked of the running gateway itself.
+    # Which (path, method) pairs are served is asked of the running gateway itself.
     served = set()
     async with running_gateway({}) as gw:
-        for path in sorted(routed | {CHAT_PATH} | {path for path, _ in described}):
+        for path in sorted(routed | {path for path, _ in described}):
             for method in PROBED_METHODS:
                 response = await gw.client.request(method, path)
                 if response.status_code not in (404, 405):

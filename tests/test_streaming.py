@@ -3,46 +3,27 @@ event after it, the idle timeout and deadline, and cancellation when the client 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 import trio
 
-from conftest import capture_events, eventually, provider_env, running_gateway
-from llmgw.testing.fake_provider import Behaviour, FakeProvider
-
-FakeStarter = Callable[..., Any]
-STREAM = {"stream": True, "messages": [{"role": "user", "content": "hello"}]}
-FAST = {"UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS": "0.5", "UPSTREAM_IDLE_TIMEOUT_SECONDS": "0.5"}
-
-
-def events_of(body: bytes) -> list[Any]:
-    out = []
-    for block in body.replace(b"\r\n", b"\n").split(b"\n\n"):
-        if block.startswith(b"data: "):
-            data = block[6:]
-            out.append("[DONE]" if data == b"[DONE]" else orjson.loads(data))
-    return out
-
-
-def text_of(events: list[Any]) -> str:
-    return "".join(
-        e["choices"][0]["delta"].get("content") or ""
-        for e in events
-        if isinstance(e, dict) and e.get("choices")
-    )
+from tests.support.fake_provider import Behaviour, FakeProvider
+from tests.support.gateway import (
+    FAST,
+    STREAM,
+    FakeStarter,
+    capture_events,
+    eventually,
+    provider_env,
+    running_gateway,
+)
+from tests.support.wire import events_of, text_of
 
 
 async def stream_chat(client: httpx.AsyncClient, body: dict[str, Any] | None = None) -> Any:
     return client.stream("POST", "/v1/chat/completions", json=body or STREAM)
-
-
-@pytest.fixture
-async def two(start_fake: FakeStarter) -> tuple[FakeProvider, FakeProvider]:
-    return await start_fake("groq"), await start_fake("cerebras")
 
 
 async def test_chunks_reach_the_client_as_they_arrive(start_fake: FakeStarter) -> None:
@@ -171,7 +152,7 @@ async def test_a_client_that_leaves_mid_stream_closes_the_upstream_at_once(
         left_at = trio.current_time()
         await eventually(lambda: groq.requests[0].disconnected_at is not None)
         gap = (groq.requests[0].disconnected_at or 0) - left_at
-        await trio.sleep(0.05)
+        await eventually(lambda: len(recorded) == 1)
     assert gap < 0.1, f"upstream saw the close {gap * 1000:.0f} ms after the client left"
     assert [e.outcome for e in recorded] == ["client_cancelled"]
 
@@ -188,7 +169,7 @@ async def test_a_client_that_leaves_while_waiting_cancels_the_upstream_call(
             left_at = trio.current_time()
         await eventually(lambda: groq.requests[0].disconnected_at is not None)
         gap = (groq.requests[0].disconnected_at or 0) - left_at
-        await trio.sleep(0.05)
+        await eventually(lambda: len(recorded) == 1)
     assert gap < 0.1
     assert [e.outcome for e in recorded] == ["client_cancelled"]
     breaker = gw.state.table.breakers["groq#1"]

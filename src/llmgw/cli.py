@@ -15,7 +15,7 @@ def main() -> int:
         print(f"llmgw: configuration error: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format, settings.secrets)
-    from llmgw.server import run
+    from llmgw.web.server import run
 
     try:
         run(settings)

@@ -1,14 +1,16 @@
-"""The state one worker process shares between handlers: routes, breakers, the proxy, the HTTP
-client and the metrics hand-off, started and stopped with the app's lifespan."""
+"""The state one worker process shares between its requests: routes and breakers, the HTTP client,
+the proxy, and the metrics task. It exists only while it runs: `Gateway.open` is an async context
+manager, entered by the app's lifespan and left when the server stops."""
 
 from __future__ import annotations
 
 import http.cookiejar
-from typing import cast
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import httpx
 import trio
-from quart import current_app
 
 from llmgw import __version__
 from llmgw.config import Settings
@@ -17,7 +19,7 @@ from llmgw.metrics.writer import MetricsWriter
 from llmgw.providers.base import ProviderAdapter
 from llmgw.providers.gemini import GeminiAdapter
 from llmgw.providers.openai_compat import OpenAICompatAdapter
-from llmgw.proxy import Proxy
+from llmgw.proxy import Proxy, Timeouts
 from llmgw.routing.table import RouteTable
 
 # Events waiting for the metrics task. Past this, events are dropped (and counted), never
@@ -25,63 +27,66 @@ from llmgw.routing.table import RouteTable
 METRICS_CHANNEL_SIZE = 10_000
 
 
+@dataclass(frozen=True)
 class Gateway:
-    """Everything the handlers share, built once per worker process."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.table = RouteTable.from_settings(settings)
-        self.adapters: dict[str, ProviderAdapter] = {
-            "openai": OpenAICompatAdapter(),
-            "gemini": GeminiAdapter(),
-        }
-        self.sink = MetricsSink(None)
-        self.enabled_providers = frozenset(p.name for p in settings.providers)
-        self._client: httpx.AsyncClient | None = None
-        self._proxy: Proxy | None = None
-        self._events: trio.MemorySendChannel[AttemptEvent] | None = None
-        self.metrics: MetricsWriter | None = None
-
-    @property
-    def proxy(self) -> Proxy:
-        assert self._proxy is not None, "the gateway is not serving"
-        return self._proxy
-
-    async def start(self, nursery: trio.Nursery) -> None:
-        settings = self.settings
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(None, connect=settings.upstream_connect_timeout_seconds),
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
-            # Proxies from the environment would silently reroute provider traffic.
-            trust_env=False,
-            follow_redirects=False,
-            headers={"user-agent": f"llmgw/{__version__}"},
-        )
-        # One client serves every user: a cookie set by a provider for one request must never
-        # ride along on another's.
-        self._client.cookies.jar.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        send, receive = trio.open_memory_channel[AttemptEvent](METRICS_CHANNEL_SIZE)
-        self._events = send
-        self.sink = MetricsSink(send)
-        self.metrics = MetricsWriter(
-            settings.metrics_db_path, settings.metrics_retention_days, receive, self.sink
-        )
-        await self.metrics.open()
-        nursery.start_soon(self.metrics.run)
-        self._proxy = Proxy(settings, self._client, self.table, self.adapters, self.sink)
+    settings: Settings
+    table: RouteTable
+    adapters: dict[str, ProviderAdapter]
+    proxy: Proxy
+    metrics: MetricsWriter
+    enabled_providers: frozenset[str]
 
     @property
     def dropped_events(self) -> int:
         """Events this worker dropped since it started (the database has every worker's)."""
-        return self.sink.dropped
+        return self.proxy.sink.dropped
 
-    async def stop(self) -> None:
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, settings: Settings, nursery: trio.Nursery) -> AsyncIterator[Gateway]:
+        """Run a gateway whose background task (the metrics writer) lives in `nursery`."""
+        send, receive = trio.open_memory_channel[AttemptEvent](METRICS_CHANNEL_SIZE)
+        sink = MetricsSink(send)
+        writer = MetricsWriter(
+            settings.metrics_db_path, settings.metrics_retention_days, receive, sink
+        )
+        await writer.open()
+        nursery.start_soon(writer.run)
         # Closing the send side lets the metrics task drain what is queued, then end.
-        if self._events is not None:
-            await self._events.aclose()
-        if self._client is not None:
-            await self._client.aclose()
+        async with send, _upstream_client(settings) as client:
+            table = RouteTable.from_settings(settings)
+            adapters: dict[str, ProviderAdapter] = {
+                "openai": OpenAICompatAdapter(),
+                "gemini": GeminiAdapter(),
+            }
+            timeouts = Timeouts(
+                first_byte=settings.upstream_first_byte_timeout_seconds,
+                idle=settings.upstream_idle_timeout_seconds,
+                request=settings.request_deadline_seconds,
+            )
+            proxy = Proxy(
+                client,
+                table,
+                adapters,
+                sink,
+                timeouts,
+                fixed_provider=settings.fixed_provider,
+                log_bodies=settings.log_llm_response_details,
+            )
+            enabled = frozenset(provider.name for provider in settings.providers)
+            yield cls(settings, table, adapters, proxy, writer, enabled)
 
 
-def gateway() -> Gateway:
-    return cast(Gateway, current_app.extensions["llmgw"])
+def _upstream_client(settings: Settings) -> httpx.AsyncClient:
+    client = httpx.AsyncClient(
+        timeout=httpx.Timeout(None, connect=settings.upstream_connect_timeout_seconds),
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+        # Proxies from the environment would silently reroute provider traffic.
+        trust_env=False,
+        follow_redirects=False,
+        headers={"user-agent": f"llmgw/{__version__}"},
+    )
+    # One client serves every user: a cookie set by a provider for one request must never ride
+    # along on another's.
+    client.cookies.jar.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return client

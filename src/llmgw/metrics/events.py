@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import trio
@@ -9,7 +10,7 @@ import trio
 
 @dataclass(frozen=True, slots=True)
 class AttemptEvent:
-    """One upstream attempt, as DESIGN section 6 lists it. Times are wall-clock epoch seconds."""
+    """One upstream attempt. Times are wall-clock epoch seconds."""
 
     time: float
     request_id: str
@@ -17,7 +18,7 @@ class AttemptEvent:
     provider: str
     model: str
     status: int | None  # the upstream's HTTP status; None when no answer came (timeout, reset)
-    outcome: str  # a routing.policy.Outcome value
+    outcome: str  # a routing.failover.Outcome value
     latency_ms: float
     ttfb_ms: float | None
     streamed: bool
@@ -42,3 +43,34 @@ class MetricsSink:
             self._channel.send_nowait(event)
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
             self.dropped += 1
+
+
+class RequestEvents:
+    """One request's attempt events on their way to the sink.
+
+    The attempt whose answer (or failure) ended the request is `final`. A failed attempt is final
+    only if no other attempt follows it, which is known when the next attempt ends or when the
+    request gives up: until then its event waits here.
+    """
+
+    def __init__(self, sink: MetricsSink) -> None:
+        self._sink = sink
+        self._waiting: AttemptEvent | None = None
+
+    def failed_over(self, event: AttemptEvent) -> None:
+        self._release(final=False)
+        self._waiting = event
+
+    def ended(self, event: AttemptEvent) -> None:
+        """The attempt that ends the request, whatever its outcome."""
+        self._release(final=False)
+        self._sink.emit(dataclasses.replace(event, final=True))
+
+    def close(self) -> None:
+        """The request gives up: the attempt still waiting was its last."""
+        self._release(final=True)
+
+    def _release(self, *, final: bool) -> None:
+        if self._waiting is not None:
+            event, self._waiting = self._waiting, None
+            self._sink.emit(dataclasses.replace(event, final=final))

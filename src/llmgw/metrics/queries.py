@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from llmgw.metrics.histogram import quantile
 from llmgw.metrics.store import DAY, HOUR, MINUTE
-from llmgw.routing.policy import Outcome
+from llmgw.routing.failover import Outcome
 
 WINDOWS: dict[str, int | None] = {"1h": HOUR, "24h": DAY, "7d": 7 * DAY, "all": None}
 

@@ -1,9 +1,9 @@
 """The metrics task: the one owner of this worker's SQLite connection.
 
 It takes events from the bounded channel, writes them in batches off the event loop, prunes past
-the retention, and survives its own errors: a task that raised would kill the app's lifespan and
-turn every later request into a 500 (STACK-NOTES trap 5). While the database is unusable it holds
-one batch and retries with backoff; the channel fills meanwhile and the sink drops and counts.
+the retention, and survives its own errors: a task that raised would kill quart-trio's lifespan
+nursery, and every later channel send would raise. While the database is unusable it holds one
+batch and retries with backoff; the channel fills meanwhile and the sink drops and counts.
 """
 
 from __future__ import annotations

@@ -6,14 +6,16 @@ from __future__ import annotations
 import orjson
 from quart import Blueprint, Response
 
-from llmgw.gateway import gateway
+from llmgw.web.context import current_gateway
+from llmgw.web.guards import authenticate
 
 blueprint = Blueprint("models", __name__)
 
 
 @blueprint.get("/v1/models")
 async def list_models() -> Response:
-    settings = gateway().settings
+    settings = current_gateway().settings
+    authenticate(settings.gateway_api_keys)
     entries = [{"id": "auto", "object": "model", "created": 0, "owned_by": "llmgw"}]
     entries += [
         {

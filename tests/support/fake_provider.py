@@ -5,7 +5,7 @@ It is built on h11 and raw trio sockets rather than a framework, so that it can 
 way real servers do: reset a connection, stall mid-stream, cut a stream, send garbage. What it
 answers in Gemini's format, and the request checks it makes there, live in `fake_gemini`.
 
-Run it standalone with `python -m llmgw.testing.fake_provider --port 9001`; its behaviour can then
+Run it standalone with `python -m tests.support.fake_provider --port 9001`; its behaviour can then
 be changed with `POST /_fake/behaviour` (a JSON object of Behaviour fields).
 """
 
@@ -25,7 +25,7 @@ import h11
 import orjson
 import trio
 
-from llmgw.testing import fake_gemini
+from tests.support import fake_gemini
 
 Reset = Literal["before_headers", "mid_body"]
 Safety = Literal["prompt", "response"]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 if TYPE_CHECKING:
-    from llmgw.testing.fake_provider import Behaviour
+    from tests.support.fake_provider import Behaviour
 
 JSON = dict[str, Any]
 

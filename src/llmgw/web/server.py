@@ -12,9 +12,9 @@ from hypercorn.run import run as run_workers
 from hypercorn.trio import serve
 from hypercorn.typing import ResponseSummary, WWWScope
 
-from llmgw.app import create_asgi
-from llmgw.asgi import ANSWERED
 from llmgw.config import Settings
+from llmgw.web.app import create_app
+from llmgw.web.edge import ANSWERED
 
 log = logging.getLogger("llmgw")
 
@@ -59,7 +59,7 @@ def run(settings: Settings) -> None:
     config = hypercorn_config(settings)
     if settings.workers > 1:
         # Each worker process builds its own app (and lifespan) from the same environment.
-        config.application_path = "llmgw.worker:app"
+        config.application_path = "llmgw.web.worker:app"
         run_workers(config)
         return
     trio.run(_serve_until_signalled, settings, config)
@@ -81,5 +81,5 @@ async def _serve_until_signalled(settings: Settings, config: Config) -> None:
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(wait_for_signal)
-        await serve(create_asgi(settings), config, shutdown_trigger=shutdown.wait)
+        await serve(create_app(settings), config, shutdown_trigger=shutdown.wait)
         nursery.cancel_scope.cancel()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from llmgw.app import create_asgi
 from llmgw.config import settings_from_environment
 from llmgw.logs import configure_logging
+from llmgw.web.app import create_app
 
 settings = settings_from_environment()
 configure_logging(settings.log_level, settings.log_format, settings.secrets)
-app = create_asgi(settings)
+app = create_app(settings)

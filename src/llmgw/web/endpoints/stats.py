@@ -18,13 +18,15 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from quart import Blueprint, Response, render_template, request
 
 from llmgw.errors import GatewayError, InvalidRequest
-from llmgw.gateway import Gateway, gateway
+from llmgw.gateway import Gateway
 from llmgw.metrics import store
 from llmgw.metrics.chart import timeline_chart
 from llmgw.metrics.circuits import RouteCircuit, route_circuits
 from llmgw.metrics.prometheus import exposition
 from llmgw.metrics.queries import WINDOWS, Figures, TimelinePoint, read_figures, read_timeline
 from llmgw.metrics.report import stats_document
+from llmgw.web.context import current_gateway
+from llmgw.web.guards import authenticate
 
 log = logging.getLogger("llmgw.metrics")
 blueprint = Blueprint("stats", __name__)
@@ -98,9 +100,15 @@ def _configured(gw: Gateway) -> list[str]:
     return [provider.name for provider in gw.settings.providers]
 
 
+def _guarded_gateway() -> Gateway:
+    gw = current_gateway()
+    authenticate(gw.settings.gateway_api_keys)
+    return gw
+
+
 @blueprint.get("/stats")
 async def stats() -> Response:
-    gw = gateway()
+    gw = _guarded_gateway()
     snapshot = await _snapshot(gw, _window())
     document = stats_document(snapshot.figures, _circuits(gw), _configured(gw), time.time())
     return Response(orjson.dumps(document), content_type="application/json")
@@ -108,7 +116,7 @@ async def stats() -> Response:
 
 @blueprint.get("/stats/web")
 async def dashboard() -> Response:
-    gw = gateway()
+    gw = _guarded_gateway()
     window, refresh = _window(), _refresh()
     snapshot = await _snapshot(gw, window, timeline=True)
     document = stats_document(snapshot.figures, _circuits(gw), _configured(gw), time.time())
@@ -124,6 +132,6 @@ async def dashboard() -> Response:
 
 @blueprint.get("/metrics")
 async def metrics() -> Response:
-    gw = gateway()
+    gw = _guarded_gateway()
     snapshot = await _snapshot(gw, "all")
     return Response(exposition(snapshot.figures, _circuits(gw)), content_type=CONTENT_TYPE_LATEST)

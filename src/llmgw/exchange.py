@@ -1,0 +1,257 @@
+"""One upstream exchange: a request sent on one route, the response it got, and the verdict it
+leaves behind.
+
+`open_exchange` is an async context manager in the manner of httpx's `client.stream()`: whoever
+holds it owns the upstream response, and its exit, whatever happens (cancellation included),
+closes that response and records the verdict exactly once: the outcome settled on the route
+through the failover walk, one metrics event, one log line. Code inside it only reads; whatever
+it raises becomes the attempt's outcome here, in one place (`failure_of`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import httpx
+import trio
+
+from llmgw.metrics.events import AttemptEvent, RequestEvents
+from llmgw.providers.base import UpstreamCall, UpstreamProtocolError, Usage
+from llmgw.routing.failover import Outcome, Ticket, Walk
+from llmgw.routing.ratelimit import quota_block_seconds
+
+log = logging.getLogger("llmgw.proxy")
+
+# Error bodies are read only to log them and hand a client error back; they are never large.
+MAX_ERROR_BODY_BYTES = 64 * 1024
+
+
+@dataclass
+class Attempt:
+    """What is known of one try of one route so far (for its log line and metrics event)."""
+
+    request_id: str
+    model: str
+    streamed: bool
+    started: float  # trio clock
+    wall_started: float  # epoch seconds
+    status: int | None = None
+    ttfb_ms: float | None = None
+    usage: Usage | None = None
+    detail: str = ""
+    body_for_log: bytes = field(default=b"", repr=False)
+
+
+@dataclass
+class AttemptFailure(Exception):
+    """The attempt failed in a way that says something about the route: the walk goes on."""
+
+    outcome: Outcome
+    detail: str
+
+
+def failure_of(error: Exception) -> AttemptFailure:
+    """The outcome an exception raised during an attempt stands for."""
+    if isinstance(error, AttemptFailure):
+        return error
+    if isinstance(error, UpstreamProtocolError):
+        return AttemptFailure(Outcome.INVALID_RESPONSE, str(error))
+    if isinstance(error, httpx.TimeoutException):
+        return AttemptFailure(Outcome.TIMEOUT, type(error).__name__)
+    if isinstance(error, httpx.HTTPError):
+        # Only the class name: httpx's text can carry URLs, and we log no URL.
+        return AttemptFailure(Outcome.CONNECTION_ERROR, type(error).__name__)
+    # Nothing we planned for (a key httpx cannot put in a header, a translation bug): this route
+    # is unusable, the next one may not be.
+    return AttemptFailure(Outcome.GATEWAY_ERROR, f"unexpected {type(error).__name__}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """An attempt's time limits on the trio clock."""
+
+    first_byte_at: float  # the headers (for a stream, its first event) by then
+    idle_seconds: float  # the longest wait for the next piece of a body
+    deadline: float  # the whole request's
+
+
+class Exchange:
+    """The upstream response of one attempt, read within the attempt's limits."""
+
+    def __init__(
+        self,
+        ticket: Ticket,
+        attempt: Attempt,
+        limits: Limits,
+        walk: Walk,
+        events: RequestEvents,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float],
+        log_bodies: bool,
+    ) -> None:
+        self.ticket = ticket
+        self.attempt = attempt
+        self.limits = limits
+        self.committed = False  # the client has started to receive this attempt's answer
+        self._walk = walk
+        self._events = events
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._log_bodies = log_bodies
+        self._response: httpx.Response | None = None
+        self._body: AsyncIterator[bytes] | None = None
+        self._outcome: Outcome | None = None
+        self._closed = False
+
+    @property
+    def response(self) -> httpx.Response:
+        assert self._response is not None, "the request has not been sent"
+        return self._response
+
+    def elapsed_ms(self) -> float:
+        return (self._clock() - self.attempt.started) * 1000.0
+
+    async def send(self, client: httpx.AsyncClient, call: UpstreamCall) -> None:
+        """Send the request and wait for the response's headers, until the first-byte limit."""
+        upstream = client.build_request(
+            call.method, call.url, headers=call.headers, content=call.content
+        )
+        with trio.move_on_at(self.limits.first_byte_at) as first_byte:
+            self._response = await client.send(upstream, stream=True)
+        if first_byte.cancelled_caught:
+            raise self.timed_out("no response before the first-byte timeout")
+        self.attempt.status = self.response.status_code
+        self.attempt.ttfb_ms = self.elapsed_ms()
+        # A provider may say in any answer that a quota is spent (or, on a 429, when to retry).
+        self.rest(
+            quota_block_seconds(
+                self.response.status_code, self.response.headers, self._wall_clock()
+            )
+        )
+
+    def rest(self, seconds: float | None) -> None:
+        self._walk.rest(self.ticket, seconds, self._clock())
+
+    async def next_chunk(
+        self, by: float | None = None, late: str = "the response body stalled"
+    ) -> bytes | None:
+        """The next piece of the body (None at its end), before `by` or the idle limit."""
+        if by is None:
+            by = min(self._clock() + self.limits.idle_seconds, self.limits.deadline)
+        if self._body is None:
+            self._body = self.response.aiter_bytes()
+        with trio.move_on_at(by) as waited:
+            chunk = await anext(self._body, None)
+        if waited.cancelled_caught:
+            raise self.timed_out(late)
+        return chunk
+
+    async def read_body(self, limit: int) -> bytes:
+        """The whole body, each piece within the idle limit; over `limit` bytes fails."""
+        parts: list[bytes] = []
+        size = 0
+        while (chunk := await self.next_chunk()) is not None:
+            size += len(chunk)
+            if size > limit:
+                raise AttemptFailure(Outcome.INVALID_RESPONSE, f"response body over {limit} bytes")
+            parts.append(chunk)
+        body = b"".join(parts)
+        self.attempt.body_for_log = body
+        return body
+
+    async def read_error_body(self) -> bytes:
+        try:
+            return await self.read_body(MAX_ERROR_BODY_BYTES)
+        except AttemptFailure as failure:
+            if failure.outcome is not Outcome.INVALID_RESPONSE:
+                raise
+            # Too large to keep (a validation error echoing a big input, say): the status
+            # alone decides, and a client error still goes back to the client.
+            return b""
+
+    def timed_out(self, what: str) -> AttemptFailure:
+        """A timeout of ours fired: the request's deadline (no verdict on the provider), or
+        one of the attempt's own limits (the provider's failure)."""
+        if self._clock() >= self.limits.deadline:
+            return AttemptFailure(Outcome.DEADLINE_EXCEEDED, "the request deadline passed")
+        return AttemptFailure(Outcome.TIMEOUT, what)
+
+    def end(self, outcome: Outcome, detail: str = "") -> None:
+        """How the attempt ended, as far as the reader knows; the first word stands."""
+        if self._outcome is None:
+            self._outcome = outcome
+            self.attempt.detail = self.attempt.detail or detail
+
+    async def aclose(self) -> None:
+        """Close the upstream response and record the verdict, once. An exchange that ends with
+        no word on its outcome was abandoned: the client went away."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._response is not None:
+            with trio.CancelScope(shield=True):
+                await self._response.aclose()
+        outcome = self._outcome or Outcome.CLIENT_CANCELLED
+        effect = self._walk.settle(self.ticket, outcome, self._clock())
+        event = self._event(outcome)
+        if effect.fails_over and not self.committed:
+            self._events.failed_over(event)
+        else:
+            self._events.ended(event)
+
+    def _event(self, outcome: Outcome) -> AttemptEvent:
+        attempt, route = self.attempt, self.ticket.route
+        latency_ms = self.elapsed_ms()
+        log.info(
+            "attempt request_id=%s route=%s model=%s status=%s outcome=%s latency_ms=%.1f%s",
+            attempt.request_id,
+            route.id,
+            attempt.model,
+            attempt.status if attempt.status is not None else "-",
+            outcome.value,
+            latency_ms,
+            f" detail={attempt.detail!r}" if attempt.detail else "",
+        )
+        if self._log_bodies and attempt.body_for_log:
+            log.info(
+                "upstream body request_id=%s route=%s body=%s",
+                attempt.request_id,
+                route.id,
+                attempt.body_for_log.decode("utf-8", "replace"),
+            )
+        usage = attempt.usage
+        return AttemptEvent(
+            time=attempt.wall_started,
+            request_id=attempt.request_id,
+            route=route.id,
+            provider=route.provider_name,
+            model=attempt.model,
+            status=attempt.status,
+            outcome=outcome.value,
+            latency_ms=latency_ms,
+            ttfb_ms=attempt.ttfb_ms,
+            streamed=attempt.streamed,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            final=False,
+        )
+
+
+@asynccontextmanager
+async def open_exchange(
+    exchange: Exchange, client: httpx.AsyncClient, call: UpstreamCall
+) -> AsyncIterator[Exchange]:
+    """Send `call` and own the exchange until the block ends (see the module's description).
+    Any exception from the block leaves as the AttemptFailure it stands for."""
+    try:
+        await exchange.send(client, call)
+        yield exchange
+    except Exception as error:
+        failure = failure_of(error)
+        exchange.end(failure.outcome, failure.detail)
+        raise failure from None
+    finally:
+        await exchange.aclose()

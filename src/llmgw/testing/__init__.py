@@ -1,1 +1,0 @@
-"""Test support shipped with the package: the fake provider used by tests and benchmarks."""

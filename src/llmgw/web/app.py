@@ -1,0 +1,104 @@
+"""create_app(settings): the quart-trio app. Its endpoints, its lifespan (the running Gateway),
+and the one place where every error, ours or Quart's, becomes OpenAI's JSON error shape.
+
+No app-wide request hook: each endpoint calls its guards itself, so a request pays only for what
+its endpoint needs.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+
+from quart import Response, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from llmgw.config import Settings
+from llmgw.errors import (
+    GatewayError,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+)
+from llmgw.gateway import Gateway
+from llmgw.web.context import GATEWAY, current_request_id
+from llmgw.web.edge import GatewayConnection
+from llmgw.web.endpoints import chat, health, models, stats
+
+log = logging.getLogger("llmgw")
+
+
+def create_app(settings: Settings) -> QuartTrio:
+    app = QuartTrio("llmgw", static_folder=None)
+    app.asgi_http_class = GatewayConnection
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_request_body_bytes,
+        BODY_TIMEOUT=settings.body_timeout_seconds,
+        # Quart's response timeout would cut long streams silently; we enforce our own deadlines.
+        RESPONSE_TIMEOUT=None,
+    )
+    if not settings.providers:
+        log.warning("no provider API key is set: chat requests will get 503 until one is")
+    lifespan = AsyncExitStack()
+
+    @app.before_serving
+    async def open_gateway() -> None:
+        gateway = Gateway.open(settings, app.nursery)
+        app.extensions[GATEWAY] = await lifespan.enter_async_context(gateway)
+
+    @app.after_serving
+    async def close_gateway() -> None:
+        await lifespan.aclose()
+
+    @app.errorhandler(GatewayError)
+    async def gateway_error(error: GatewayError) -> Response:
+        return render(error)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Response:
+        return render(_from_http_exception(error, settings))
+
+    @app.errorhandler(Exception)
+    async def unexpected_error(error: Exception) -> Response:
+        # One line, no traceback: a traceback can carry request data or secrets.
+        log.error(
+            "internal error request_id=%s error=%s", current_request_id(), type(error).__name__
+        )
+        return render(InternalError("the gateway failed to handle this request"))
+
+    app.add_url_rule(chat.PATH, view_func=chat.chat_completions, methods=["POST"])
+    for endpoints in (models, health, stats):
+        app.register_blueprint(endpoints.blueprint)
+    return app
+
+
+def render(error: GatewayError) -> Response:
+    """The one renderer: every error a client gets is this JSON, with this status."""
+    response = Response(error.json(), status=error.status, content_type="application/json")
+    response.headers.update(error.headers)
+    return response
+
+
+def _from_http_exception(error: HTTPException, settings: Settings) -> GatewayError:
+    """Quart's own refusals (routing, body limits) in the gateway's words."""
+    status = error.code or 500
+    if status == 404:
+        return NotFound(f"no route for {request.method} {request.path}")
+    if status == 405:
+        allow = dict(error.get_headers()).get("Allow", "")
+        return MethodNotAllowed(
+            f"method {request.method} is not allowed on {request.path}", headers={"Allow": allow}
+        )
+    if status == 408:
+        return RequestTimeout("the request body was not received in time")
+    if status == 413:
+        return PayloadTooLarge(
+            f"the request body is larger than {settings.max_request_body_bytes} bytes"
+        )
+    if status == 400:
+        return InvalidRequest(error.description or "bad request")
+    return InternalError(error.description or "request failed")
