@@ -1,12 +1,14 @@
 # `make run` sets up a local virtual environment (once) and starts the gateway.
-# `make test` sets it up and runs every check: lint, format, types, security, the generated code's
-# freshness, the test suite with coverage (floor: 90%). scripts/verify runs the same.
+# `make test` sets it up and runs every check: lint, format, types, the layering, security, the
+# generated files' freshness, the test suite with coverage (floor: 90%). scripts/verify does the
+# same without make.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SCRIPTS := scripts/generate-types scripts/settings-docs
 
-.PHONY: run test lint types security generated regenerate pytest clean
+.PHONY: run test lint types layers security generated regenerate pytest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,27 +20,34 @@ run: $(STAMP)
 	$(BIN)/llmgw
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts/generate-types
-	$(BIN)/ruff format --check src tests bench scripts/generate-types
+	$(BIN)/ruff check src tests bench $(SCRIPTS)
+	$(BIN)/ruff format --check src tests bench $(SCRIPTS)
 
 types: $(STAMP)
 	$(BIN)/mypy
-	$(BIN)/mypy scripts/generate-types
+	$(foreach script,$(SCRIPTS),$(BIN)/mypy $(script) &&) true
+
+# The import contracts in pyproject.toml: layers, no web framework in the core, no cycles.
+layers: $(STAMP)
+	$(BIN)/lint-imports
 
 security: $(STAMP)
 	$(BIN)/bandit --quiet -c pyproject.toml -r src
 
-# src/llmgw/api_types.py must be what api/openai_proxy.yml generates.
+# src/llmgw/api_types.py must be what api/openai_proxy.yml generates, and .env.example and the
+# README's settings table what src/llmgw/config.py declares.
 generated: $(STAMP)
 	$(BIN)/python scripts/generate-types --check
+	$(BIN)/python scripts/settings-docs --check
 
 regenerate: $(STAMP)
 	$(BIN)/python scripts/generate-types
+	$(BIN)/python scripts/settings-docs
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest --cov --cov-report=term
 
-test: lint types security generated pytest
+test: lint types layers security generated pytest
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage

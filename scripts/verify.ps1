@@ -1,5 +1,5 @@
-# Every check `make test` runs, on Windows: ruff lint and format, mypy --strict, bandit, the
-# generated types' freshness, and the tests with coverage (floor: 90%, pyproject.toml).
+# Every check `make test` runs, on Windows: ruff lint and format, mypy --strict, the import
+# layering, bandit, the generated files' freshness, and the tests with coverage (floor: 90%, pyproject.toml).
 # Sets up .venv (or $env:VENV) first when it is missing or older than pyproject.toml.
 #   powershell -ExecutionPolicy Bypass -File scripts\verify.ps1
 $ErrorActionPreference = "Stop"
@@ -25,10 +25,13 @@ if (-not (Test-Path $py) -or $stale) {
     New-Item -ItemType File -Force $stamp | Out-Null
 }
 
-Invoke-Step -m ruff check src tests bench scripts/generate-types
-Invoke-Step -m ruff format --check src tests bench scripts/generate-types
+Invoke-Step -m ruff check src tests bench scripts/generate-types scripts/settings-docs
+Invoke-Step -m ruff format --check src tests bench scripts/generate-types scripts/settings-docs
 Invoke-Step -m mypy
 Invoke-Step -m mypy scripts/generate-types
+Invoke-Step -m mypy scripts/settings-docs
+Invoke-Step -c "from importlinter.cli import lint_imports_command; lint_imports_command()"
 Invoke-Step -m bandit --quiet -c pyproject.toml -r src
 Invoke-Step scripts/generate-types --check
+Invoke-Step scripts/settings-docs --check
 Invoke-Step -m pytest --cov --cov-report=term
