@@ -3,6 +3,8 @@ the same run, on this machine.
 
     python -m bench.run                 # every scenario, 10 s each
     python -m bench.run --seconds 3     # a quick look
+    python -m bench.run --before ../old/src   # also the gateway from another checkout's src/,
+                                              # in the same run: before and after a change
 
 Writes bench/results/<date>.json and prints a Markdown table (bench/README.md holds the last one).
 """
@@ -24,10 +26,10 @@ from typing import Any
 import httpx
 import orjson
 import trio
+from tests.support.launch import free_port, gateway_process
 
 from bench import wrk
 from bench.loadgen import run_load
-from llmgw.testing.launch import free_port, gateway_process
 
 RESULTS = Path(__file__).parent / "results"
 # JSON scenarios: an answer of 20 tokens at once, with no delay, so that the gateway's own cost
@@ -39,7 +41,7 @@ STREAM_BEHAVIOUR = {"tokens": 200, "token_delay": 0.008}
 
 @dataclass(frozen=True)
 class Scenario:
-    target: str  # "direct", "gateway-1w", "gateway-2w"
+    target: str  # "direct", "gateway-1w", "gateway-2w", and "before-1w", "before-2w"
     mode: str  # "json" or "stream"
     connections: int
 
@@ -48,11 +50,18 @@ class Scenario:
         return f"{self.mode} c={self.connections} {self.target}"
 
 
-def scenarios() -> list[Scenario]:
+def targets(before: bool) -> list[str]:
+    gateways = ["gateway-1w", "gateway-2w"]
+    if before:
+        gateways = ["before-1w", "gateway-1w", "before-2w", "gateway-2w"]
+    return ["direct", *gateways]
+
+
+def scenarios(before: bool) -> list[Scenario]:
     plan = []
-    for target in ("direct", "gateway-1w", "gateway-2w"):
+    for target in targets(before):
         for connections in (1, 10, 50):
-            if target == "gateway-2w" and connections == 1:
+            if target.endswith("-2w") and connections == 1:
                 continue
             plan.append(Scenario(target, "json", connections))
         for connections in (10, 50):
@@ -64,7 +73,7 @@ def scenarios() -> list[Scenario]:
 async def fake_provider_process() -> AsyncIterator[str]:
     port = free_port()
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "llmgw.testing.fake_provider", "--port", str(port)],
+        [sys.executable, "-m", "tests.support.fake_provider", "--port", str(port)],
         stdout=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
@@ -103,7 +112,7 @@ async def measure(url: str, scenario: Scenario, seconds: float) -> dict[str, Any
 
 
 async def run_target(
-    fake_url: str, target: str, plan: list[Scenario], seconds: float
+    fake_url: str, target: str, plan: list[Scenario], seconds: float, before: str | None
 ) -> list[dict[str, Any]]:
     results = []
     if target == "direct":
@@ -118,22 +127,25 @@ async def run_target(
     env = {
         "GROQ_API_KEY": "bench",
         "GROQ_BASE_URL": fake_url + "/v1",
-        "WORKERS": "2" if target == "gateway-2w" else "1",
+        "WORKERS": "2" if target.endswith("-2w") else "1",
         "LOG_LEVEL": "warning",
     }
+    if target.startswith("before"):
+        assert before is not None
+        env["PYTHONPATH"] = before  # that checkout's llmgw shadows the installed one
     async with gateway_process(env) as gw:
         for scenario in plan:
             await set_behaviour(
                 fake_url, JSON_BEHAVIOUR if scenario.mode == "json" else STREAM_BEHAVIOUR
             )
-            before = gw.resources()
+            start = gw.resources()
             figures = await measure(gw.url + "/v1/chat/completions", scenario, seconds)
-            after = gw.resources()
+            end = gw.resources()
             requests = max(1, int(figures["requests"]))
             figures["cpu_ms_per_request"] = round(
-                (after.cpu_seconds - before.cpu_seconds) * 1000 / requests, 3
+                (end.cpu_seconds - start.cpu_seconds) * 1000 / requests, 3
             )
-            figures["peak_rss_mb"] = round(after.peak_rss_bytes / 1024 / 1024, 1)
+            figures["peak_rss_mb"] = round(end.peak_rss_bytes / 1024 / 1024, 1)
             results.append({"scenario": scenario.name, **vars(scenario), **figures})
             print(f"{scenario.name}: {figures}", flush=True)
     return results
@@ -191,18 +203,19 @@ def table(results: list[dict[str, Any]]) -> str:
     return head + "\n".join(rows) + "\n"
 
 
-async def main_async(seconds: float) -> dict[str, Any]:
-    plan = scenarios()
+async def main_async(seconds: float, before: str | None) -> dict[str, Any]:
+    plan = scenarios(before is not None)
     results: list[dict[str, Any]] = []
     async with fake_provider_process() as fake_url:
-        for target in ("direct", "gateway-1w", "gateway-2w"):
+        for target in targets(before is not None):
             mine = [s for s in plan if s.target == target]
-            results += await run_target(fake_url, target, mine, seconds)
+            results += await run_target(fake_url, target, mine, seconds, before)
     add_ratios(results)
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "seconds_per_scenario": seconds,
+        "before": before,
         "fake_provider": {"json": JSON_BEHAVIOUR, "stream": STREAM_BEHAVIOUR},
         "results": results,
     }
@@ -211,8 +224,12 @@ async def main_async(seconds: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description="llmgw benchmark against direct calls")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--before", metavar="SRC", help="also run the llmgw package found in this src/ directory"
+    )
     args = parser.parse_args()
-    report = trio.run(main_async, args.seconds)
+    before = os.path.abspath(args.before) if args.before else None
+    report = trio.run(main_async, args.seconds, before)
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{datetime.date.today().isoformat()}.json"
     path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
