@@ -9,11 +9,12 @@ import pytest
 
 from llmgw.config import load_settings
 from llmgw.errors import AllRoutesRateLimited, InvalidRequest, NoRouteAvailable
-from llmgw.metrics.events import AttemptEvent, MetricsSink, RequestEvents
+from llmgw.metrics.events import AttemptEvent, RequestEvents
 from llmgw.routing.breaker import CircuitState, Permit
 from llmgw.routing.failover import EFFECTS, Effect, Outcome, Ticket, Verdict, Walk, classify_status
 from llmgw.routing.ratelimit import MAX_REST_SECONDS
 from llmgw.routing.table import RouteTable
+from tests.support.gateway import RecordingSink
 
 DEADLINE = 300.0
 
@@ -212,24 +213,29 @@ def test_what_the_client_gets_when_every_route_failed(case: str) -> None:
     assert error.headers["retry-after"] == expected.retry_after
 
 
-def test_routes_all_resting_before_the_request_give_429_untried() -> None:
-    routes = table("groq", "cerebras")
-    play(routes, 0.0, Outcome.RATE_LIMITED, Outcome.RATE_LIMITED, rests={0: 7.0, 1: 20.0})
+@pytest.mark.parametrize(
+    ("before", "threshold", "kind", "retry_after"),
+    [
+        pytest.param(Outcome.RATE_LIMITED, 3, AllRoutesRateLimited, "6", id="all resting: 429"),
+        pytest.param(Outcome.UPSTREAM_ERROR, 1, NoRouteAvailable, "29", id="all open: 503"),
+    ],
+)
+def test_routes_out_of_service_before_the_request_are_not_tried(
+    before: Outcome, threshold: int, kind: type[Exception], retry_after: str
+) -> None:
+    routes = table("groq", "cerebras", threshold=threshold, base=30)
+    play(
+        routes,
+        0.0,
+        before,
+        before,
+        rests={0: 7.0, 1: 20.0} if before is Outcome.RATE_LIMITED else {},
+    )
     w = walk(routes)
     assert w.next(1.0) is None
     error = w.give_up(1.0)
-    assert isinstance(error, AllRoutesRateLimited)
-    assert error.headers["retry-after"] == "6"
-
-
-def test_open_circuits_give_503_with_the_time_until_the_first_probe() -> None:
-    routes = table("groq", "cerebras", threshold=1, base=30)
-    play(routes, 0.0, Outcome.UPSTREAM_ERROR, Outcome.UPSTREAM_ERROR)
-    w = walk(routes)
-    assert w.next(10.0) is None
-    error = w.give_up(10.0)
-    assert isinstance(error, NoRouteAvailable)
-    assert error.headers["retry-after"] == "20"
+    assert isinstance(error, kind)
+    assert error.headers["retry-after"] == retry_after
 
 
 def test_the_deadline_ends_the_walk_with_its_own_code() -> None:
@@ -277,21 +283,12 @@ def test_a_refusal_frees_a_probe_slot() -> None:
     assert walk(routes).next(30.0) == Ticket(probe.route, Permit.PROBE)
 
 
-class Sink(MetricsSink):
-    def __init__(self) -> None:
-        super().__init__(None)
-        self.events: list[AttemptEvent] = []
-
-    def emit(self, event: AttemptEvent) -> None:
-        self.events.append(event)
-
-
 def event(route: str) -> AttemptEvent:
     return AttemptEvent(0.0, "r", route, route, "m", 500, "x", 1.0, None, False, None, None, False)
 
 
 def test_only_the_attempt_that_ended_the_request_is_final() -> None:
-    sink = Sink()
+    sink = RecordingSink()
     events = RequestEvents(sink)
     events.failed_over(event("a"))
     events.failed_over(event("b"))
@@ -301,7 +298,7 @@ def test_only_the_attempt_that_ended_the_request_is_final() -> None:
 
 
 def test_the_last_failed_attempt_of_a_request_that_gives_up_is_final() -> None:
-    sink = Sink()
+    sink = RecordingSink()
     events = RequestEvents(sink)
     events.failed_over(event("a"))
     events.failed_over(event("b"))
