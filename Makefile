@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SCRIPTS := scripts/generate-types scripts/settings-docs
+SCRIPTS := scripts/generate-types scripts/generate-docs
 
 .PHONY: run test lint types layers security generated regenerate pytest clean
 
@@ -38,11 +38,11 @@ security: $(STAMP)
 # README's settings table what src/llmgw/config.py declares.
 generated: $(STAMP)
 	$(BIN)/python scripts/generate-types --check
-	$(BIN)/python scripts/settings-docs --check
+	$(BIN)/python scripts/generate-docs --check
 
 regenerate: $(STAMP)
 	$(BIN)/python scripts/generate-types
-	$(BIN)/python scripts/settings-docs
+	$(BIN)/python scripts/generate-docs
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest --cov --cov-report=term

@@ -69,7 +69,7 @@ def test_every_variable_is_read() -> None:
     assert groq.model == "m1"
     gemini = settings.provider("gemini")
     assert gemini is not None
-    assert gemini.model == "gemini-2.5-flash"
+    assert gemini.model == "gemini-flash-latest"
     assert settings.provider("mistral") is None
     assert settings.fixed_provider == "groq"
     assert (settings.host, settings.port, settings.workers) == ("0.0.0.0", 9000, 2)

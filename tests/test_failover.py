@@ -54,7 +54,7 @@ FAILOVER_TRIGGERS = {
     "504": (Behaviour(status=504), "upstream_error"),
     "401": (Behaviour(status=401), "auth_error"),
     "403": (Behaviour(status=403), "auth_error"),
-    "404": (Behaviour(status=404), "not_found"),
+    "404": (Behaviour(status=404), "model_unavailable"),
     "first-byte timeout": (Behaviour(delay_before_headers=3), "timeout"),
     "reset before headers": (Behaviour(reset="before_headers"), "connection_error"),
     "reset mid-body": (Behaviour(reset="mid_body"), "connection_error"),
@@ -106,16 +106,23 @@ async def test_a_refused_connection_fails_over(start_fake: FakeStarter, stream: 
 
 
 @pytest.mark.parametrize("status", [400, 413, 422])
-async def test_a_client_error_goes_back_unchanged_without_failover(
+async def test_a_client_error_goes_back_with_its_words_without_failover(
     two: tuple[FakeProvider, FakeProvider], status: int
 ) -> None:
     groq, cerebras = two
-    body = b'{"error":{"message":"context too long","type":"invalid_request_error","code":"x"}}'
+    body = b'{"error":{"message":"bad temperature","type":"invalid_request_error","code":"x"}}'
     groq.default = Behaviour(status=status, body=body)
     async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
         response = await gw.chat()
     assert response.status_code == status
-    assert response.content == body
+    assert response.json() == {
+        "error": {
+            "message": "bad temperature",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "x",
+        }
+    }
     assert response.headers["x-provider"] == "groq"
     assert len(cerebras.requests) == 0
 
@@ -244,7 +251,7 @@ async def test_an_unpinned_model_name_is_served_by_the_pool_with_each_configured
         await gw.chat({**HELLO, "model": "gpt-4o"})
     assert first.json()["model"] == "g-model"
     assert groq.requests[0].json["model"] == "g-model"
-    assert cerebras.requests[0].json["model"] == "llama-3.3-70b"
+    assert cerebras.requests[0].json["model"] == "gpt-oss-120b"
 
 
 async def test_fixed_provider_routes_everything_to_it(
@@ -256,7 +263,7 @@ async def test_fixed_provider_routes_everything_to_it(
         answered = {(await gw.chat()).headers["x-provider"] for _ in range(4)}
         models = (await gw.client.get("/v1/models")).json()
     assert answered == {"cerebras"}
-    assert [m["id"] for m in models["data"]] == ["auto", "cerebras/llama-3.3-70b"]
+    assert [m["id"] for m in models["data"]] == ["auto", "cerebras/gpt-oss-120b"]
 
 
 async def test_fixed_provider_without_a_key_gives_503(start_fake: FakeStarter) -> None:
@@ -279,8 +286,8 @@ async def test_models_lists_auto_and_every_enabled_provider(
     assert body["object"] == "list"
     assert [m["id"] for m in body["data"]] == [
         "auto",
-        "groq/llama-3.3-70b-versatile",
-        "cerebras/llama-3.3-70b",
+        "groq/openai/gpt-oss-120b",
+        "cerebras/gpt-oss-120b",
     ]
 
 

@@ -68,13 +68,13 @@ async def test_a_json_answer_is_translated_and_the_key_travels_in_a_header(
     assert raw.headers["x-provider"] == "gemini"
     assert completion.object == "chat.completion"
     assert completion.id.startswith("chatcmpl-")
-    assert completion.model == "gemini-2.5-flash"
+    assert completion.model == "gemini-flash-latest"
     assert completion.choices[0].message.content == "tok0 tok1 tok2 "
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage is not None
     assert completion.usage.completion_tokens == 3
     sent = gemini.requests[0]
-    assert sent.path == "/v1beta/models/gemini-2.5-flash:generateContent"
+    assert sent.path == "/v1beta/models/gemini-flash-latest:generateContent"
     assert sent.headers["x-goog-api-key"] == "test-key-gemini"
     assert "test-key" not in sent.path
     assert sent.json["systemInstruction"] == {"parts": [{"text": "Be brief."}]}

@@ -17,7 +17,9 @@ from llmgw.chat_request import parse_chat_request
 from llmgw.errors import InvalidRequest
 from llmgw.providers.base import ChatRequest, UpstreamProtocolError
 from llmgw.providers.catalog import CATALOG, ProviderConfig
-from llmgw.providers.gemini import GeminiAdapter, GeminiStream, retry_delay_seconds, translate_error
+from llmgw.providers.errors import classify
+from llmgw.providers.gemini import GeminiAdapter, GeminiStream
+from llmgw.providers.profiles import gemini
 from llmgw.providers.sse import SSEDecoder
 from tests.support.fake_gemini import request_problem
 
@@ -500,15 +502,13 @@ def test_any_stream_translates_the_same_however_split_or_is_a_protocol_error(
 
 @PROPERTIES
 @given(st.integers(100, 599), response_bodies)
-def test_any_error_body_becomes_an_openai_error_and_a_delay_or_none(
+def test_any_error_body_gets_a_meaning_a_message_and_a_delay_or_none(
     status: int, body: bytes
 ) -> None:
-    error = orjson.loads(translate_error(status, body))["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert isinstance(error["message"], str)
-    assert error["message"]
-    delay = retry_delay_seconds(body)
-    assert delay is None or 0 <= delay < float("inf")
+    error = classify(gemini.ERRORS, status, body, 1_800_000_000.0)
+    assert isinstance(error.message, str)
+    assert error.message
+    assert error.rest_seconds is None or 0 <= error.rest_seconds < float("inf")
 
 
 # --- the SSE decoder ----------------------------------------------------------------------------

@@ -18,10 +18,8 @@ from llmgw.providers.gemini import (
     from_gemini_response,
     gemini_url,
     openai_usage,
-    retry_delay_seconds,
     to_gemini_request,
     to_gemini_schema,
-    translate_error,
 )
 from llmgw.providers.gemini.schema import MAX_SCHEMA_DEPTH
 from tests.support.fake_gemini import request_problem
@@ -1354,7 +1352,7 @@ def test_the_stream_adapter_uses_the_request_for_include_usage_and_one_id() -> N
         body={"messages": [USER], "stream": True, "stream_options": {"include_usage": True}},
         stream=True,
     )
-    translator = adapter().stream_translator(request, "gemini-2.5-flash")
+    translator = adapter().stream_translator(provider(), request, "gemini-2.5-flash")
     out = translator.feed(sse(event({"text": "a"}), event({"text": "b"}, reason="STOP")))
     chunks = decode(out + translator.end())
     assert {c["id"] for c in chunks[:-1]} == {"chatcmpl-x"}
@@ -1510,103 +1508,6 @@ def test_a_broken_or_error_event_is_a_protocol_error(data: bytes, words: str) ->
     translator = stream()
     with pytest.raises(UpstreamProtocolError, match=words):
         translator.feed(sse(event({"text": "a"})) + data)
-
-
-# --- errors -----------------------------------------------------------------------------------
-
-
-def gemini_error(code: int, status: str, message: str, *details: JSON) -> bytes:
-    error = {"code": code, "message": message, "status": status, "details": list(details)}
-    return orjson.dumps({"error": error})
-
-
-RETRY_INFO = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "30s"}
-QUOTA_FAILURE = {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": []}
-
-
-@pytest.mark.parametrize(
-    ("status", "body", "expected"),
-    [
-        (
-            400,
-            gemini_error(400, "INVALID_ARGUMENT", "bad field"),
-            {"message": "bad field", "type": "invalid_request_error", "code": "invalid_argument"},
-        ),
-        (
-            404,
-            gemini_error(404, "NOT_FOUND", "no such model"),
-            {"message": "no such model", "type": "invalid_request_error", "code": "not_found"},
-        ),
-        (
-            429,
-            gemini_error(429, "RESOURCE_EXHAUSTED", "quota", QUOTA_FAILURE, RETRY_INFO),
-            {"message": "quota", "type": "rate_limit_error", "code": "resource_exhausted"},
-        ),
-        (
-            503,
-            gemini_error(503, "UNAVAILABLE", "overloaded"),
-            {"message": "overloaded", "type": "server_error", "code": "unavailable"},
-        ),
-        (
-            502,
-            b"<html>bad gateway</html>",
-            {
-                "message": "the provider refused the request (HTTP 502)",
-                "type": "server_error",
-                "code": None,
-            },
-        ),
-        (
-            413,
-            b'{"error": "too big"}',
-            {
-                "message": "the provider refused the request (HTTP 413)",
-                "type": "invalid_request_error",
-                "code": None,
-            },
-        ),
-        (
-            429,
-            b'[{"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}}]',
-            {"message": "quota", "type": "rate_limit_error", "code": "resource_exhausted"},
-        ),
-        (
-            400,
-            b'{"error": {"message": ""}}',
-            {
-                "message": "the provider refused the request (HTTP 400)",
-                "type": "invalid_request_error",
-                "code": None,
-            },
-        ),
-    ],
-)
-def test_gemini_errors_become_openais_error_shape(status: int, body: bytes, expected: JSON) -> None:
-    for translated in (translate_error(status, body), adapter().translate_error(status, body)):
-        assert orjson.loads(translated) == {"error": {**expected, "param": None}}
-
-
-@pytest.mark.parametrize(
-    ("body", "seconds"),
-    [
-        (gemini_error(429, "RESOURCE_EXHAUSTED", "q", QUOTA_FAILURE, RETRY_INFO), 30.0),
-        (gemini_error(429, "RESOURCE_EXHAUSTED", "q", {**RETRY_INFO, "retryDelay": "1.5s"}), 1.5),
-        (gemini_error(429, "RESOURCE_EXHAUSTED", "q", {**RETRY_INFO, "retryDelay": "0s"}), 0.0),
-        (gemini_error(429, "RESOURCE_EXHAUSTED", "q", {**RETRY_INFO, "retryDelay": "-1s"}), None),
-        (gemini_error(429, "RESOURCE_EXHAUSTED", "q", {**RETRY_INFO, "retryDelay": "infs"}), None),
-        (gemini_error(429, "RESOURCE_EXHAUSTED", "q", {**RETRY_INFO, "retryDelay": "1m30s"}), None),
-        (gemini_error(429, "RESOURCE_EXHAUSTED", "q", {**RETRY_INFO, "retryDelay": 30}), None),
-        (gemini_error(429, "RESOURCE_EXHAUSTED", "q", QUOTA_FAILURE), None),
-        (gemini_error(429, "RESOURCE_EXHAUSTED", "q", {"retryDelay": "5s"}), None),
-        (gemini_error(429, "RESOURCE_EXHAUSTED", "q"), None),
-        (b'{"error": {"details": "x"}}', None),
-        (b'{"error": {"details": ["x", null]}}', None),
-        (b"not json", None),
-        (b"[]", None),
-    ],
-)
-def test_the_retry_delay_is_read_from_retry_info(body: bytes, seconds: float | None) -> None:
-    assert retry_delay_seconds(body) == seconds
 
 
 # --- the fake provider's Gemini checks ----------------------------------------------------------

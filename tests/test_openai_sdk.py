@@ -32,7 +32,7 @@ async def test_sync_sdk_gets_content_usage_and_headers(start_fake: FakeStarter) 
     assert completion.choices[0].message.content == "tok0 tok1 tok2 tok3 "
     assert completion.usage is not None
     assert completion.usage.completion_tokens == 4
-    assert completion.model == "llama-3.3-70b-versatile"
+    assert completion.model == "openai/gpt-oss-120b"
     assert raw.headers["x-provider"] == "groq"
     assert raw.headers["x-request-id"] == "sdk-1"
     assert int(raw.headers["x-response-time-ms"]) >= 0

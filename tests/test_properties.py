@@ -15,6 +15,7 @@ from llmgw.chat_request import parse_chat_request
 from llmgw.config import load_settings
 from llmgw.errors import InvalidRequest
 from llmgw.providers.base import ChatRequest, UpstreamProtocolError
+from llmgw.providers.errors import classify
 from llmgw.providers.openai_compat import OpenAICompatAdapter, PassthroughStream
 
 PROPERTIES = settings(
@@ -102,4 +103,5 @@ def test_any_upstream_stream_bytes_pass_or_are_a_protocol_error(
 def test_any_upstream_answer_translates_or_is_a_protocol_error(body: bytes) -> None:
     with contextlib.suppress(UpstreamProtocolError):
         OpenAICompatAdapter().translate_response(body, "m")
-    assert "error" in orjson.loads(OpenAICompatAdapter().translate_error(400, body))
+    error = classify((), 400, body, 0.0)
+    assert error.message

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from llmgw.config import load_settings
+from llmgw.providers.errors import classify
+from llmgw.providers.ratelimit import parse_duration, parse_retry_after, quota_block_seconds
 from llmgw.routing.breaker import CircuitBreaker, CircuitState, Permit
-from llmgw.routing.failover import Outcome, classify_status
-from llmgw.routing.ratelimit import parse_duration, parse_retry_after, quota_block_seconds
+from llmgw.routing.failover import Outcome, outcome_of
 from llmgw.routing.table import RouteTable
 
 NORMAL, PROBE = Permit.NORMAL, Permit.PROBE
@@ -201,25 +202,29 @@ def test_a_spent_quota_rests_the_route_until_its_reset(
 @pytest.mark.parametrize(
     ("status", "outcome", "fails_over"),
     [
-        (200, Outcome.SUCCESS, False),
-        (201, Outcome.SUCCESS, False),
         (400, Outcome.CLIENT_ERROR, False),
         (413, Outcome.CLIENT_ERROR, False),
+        (415, Outcome.CLIENT_ERROR, False),
         (422, Outcome.CLIENT_ERROR, False),
         (401, Outcome.AUTH_ERROR, True),
         (403, Outcome.AUTH_ERROR, True),
-        (404, Outcome.NOT_FOUND, True),
+        (404, Outcome.MODEL_UNAVAILABLE, True),
         (408, Outcome.UPSTREAM_ERROR, True),
+        (409, Outcome.UPSTREAM_ERROR, True),
         (429, Outcome.RATE_LIMITED, True),
         (402, Outcome.UPSTREAM_ERROR, True),
+        (451, Outcome.UPSTREAM_ERROR, True),
         (500, Outcome.UPSTREAM_ERROR, True),
         (502, Outcome.UPSTREAM_ERROR, True),
         (503, Outcome.UPSTREAM_ERROR, True),
         (504, Outcome.UPSTREAM_ERROR, True),
     ],
 )
-def test_which_statuses_fail_over(status: int, outcome: Outcome, fails_over: bool) -> None:
-    assert classify_status(status) is outcome
+def test_what_a_status_means_when_no_row_of_a_profile_matches(
+    status: int, outcome: Outcome, fails_over: bool
+) -> None:
+    error = classify((), status, b"{}", 0.0)
+    assert outcome_of(error.meaning, pinned=False) is outcome
     assert outcome.fails_over is fails_over
 
 

@@ -320,7 +320,7 @@ ACCEPTED_INPUTS = {
     "duplicate keys: the last one wins": b'{"stream":true,"stream":false,"messages":' + M + b"}",
     "no content type at all": b'{"messages":' + M + b"}",
     "an unknown provider prefix goes to the pool": b'{"model":"acme/x","messages":' + M + b"}",
-    "unknown fields pass": b'{"messages":' + M + b',"logit_bias":{"1":2},"x":null}',
+    "unknown fields pass": b'{"messages":' + M + b',"seed":1,"x":null}',
 }
 
 

@@ -10,9 +10,9 @@ import pytest
 from llmgw.config import load_settings
 from llmgw.errors import AllRoutesRateLimited, InvalidRequest, NoRouteAvailable
 from llmgw.metrics.events import AttemptEvent, RequestEvents
+from llmgw.providers.ratelimit import MAX_REST_SECONDS
 from llmgw.routing.breaker import CircuitState, Permit
-from llmgw.routing.failover import EFFECTS, Effect, Outcome, Ticket, Verdict, Walk, classify_status
-from llmgw.routing.ratelimit import MAX_REST_SECONDS
+from llmgw.routing.failover import EFFECTS, Effect, Outcome, Ticket, Verdict, Walk
 from llmgw.routing.table import RouteTable
 from tests.support.gateway import RecordingSink
 
@@ -30,7 +30,7 @@ def table(*providers: str, threshold: int = 3, base: float = 30, cap: float = 30
 
 
 def walk(routes: RouteTable, deadline: float = DEADLINE) -> Walk:
-    return Walk(routes.routes, routes.breakers, deadline)
+    return Walk(routes, routes.routes, deadline)
 
 
 def play(
@@ -56,31 +56,6 @@ def test_every_outcome_has_an_effect() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "outcome"),
-    [
-        (200, Outcome.SUCCESS),
-        (204, Outcome.SUCCESS),
-        (400, Outcome.CLIENT_ERROR),
-        (413, Outcome.CLIENT_ERROR),
-        (415, Outcome.CLIENT_ERROR),
-        (422, Outcome.CLIENT_ERROR),
-        (401, Outcome.AUTH_ERROR),
-        (403, Outcome.AUTH_ERROR),
-        (404, Outcome.NOT_FOUND),
-        (429, Outcome.RATE_LIMITED),
-        (402, Outcome.UPSTREAM_ERROR),
-        (408, Outcome.UPSTREAM_ERROR),
-        (409, Outcome.UPSTREAM_ERROR),
-        (451, Outcome.UPSTREAM_ERROR),
-        (500, Outcome.UPSTREAM_ERROR),
-        (503, Outcome.UPSTREAM_ERROR),
-    ],
-)
-def test_a_status_means_an_outcome(status: int, outcome: Outcome) -> None:
-    assert classify_status(status) is outcome
-
-
-@pytest.mark.parametrize(
     ("outcome", "verdict", "goes_on"),
     [
         (Outcome.SUCCESS, Verdict.SUCCESS, False),
@@ -89,8 +64,12 @@ def test_a_status_means_an_outcome(status: int, outcome: Outcome) -> None:
         (Outcome.DEADLINE_EXCEEDED, Verdict.NONE, True),
         (Outcome.RATE_LIMITED, Verdict.FAILURE, True),
         (Outcome.UPSTREAM_ERROR, Verdict.FAILURE, True),
-        (Outcome.AUTH_ERROR, Verdict.FAILURE, True),
-        (Outcome.NOT_FOUND, Verdict.FAILURE, True),
+        (Outcome.AUTH_ERROR, Verdict.NONE, True),
+        (Outcome.MODEL_UNAVAILABLE, Verdict.NONE, True),
+        (Outcome.MODEL_NOT_FOUND, Verdict.NONE, False),
+        (Outcome.NOT_SUPPORTED, Verdict.NONE, True),
+        (Outcome.CONTEXT_TOO_LONG, Verdict.SUCCESS, False),
+        (Outcome.CONTENT_FILTERED, Verdict.SUCCESS, False),
         (Outcome.TIMEOUT, Verdict.FAILURE, True),
         (Outcome.CONNECTION_ERROR, Verdict.FAILURE, True),
         (Outcome.INVALID_RESPONSE, Verdict.FAILURE, True),
@@ -280,7 +259,7 @@ def test_a_refusal_frees_a_probe_slot() -> None:
     probe = w.next(30.0)
     assert probe is not None
     w.refuse(probe, None)
-    assert walk(routes).next(30.0) == Ticket(probe.route, Permit.PROBE)
+    assert walk(routes).next(30.0) == Ticket(probe.route, Permit.PROBE, probe.model)
 
 
 def event(route: str) -> AttemptEvent:

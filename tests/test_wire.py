@@ -129,15 +129,6 @@ def test_an_unusable_json_answer_is_refused(body: bytes, message: str) -> None:
         OpenAICompatAdapter().translate_response(body, "m")
 
 
-def test_a_client_error_keeps_an_openai_error_body_and_wraps_any_other() -> None:
-    adapter = OpenAICompatAdapter()
-    original = b'{"error":{"message":"bad","type":"invalid_request_error"}}'
-    assert adapter.translate_error(400, original) == original
-    wrapped = orjson.loads(adapter.translate_error(422, b"<html>"))
-    assert wrapped["error"]["type"] == "invalid_request_error"
-    assert "422" in wrapped["error"]["message"]
-
-
 ENABLED = frozenset({"groq", "openrouter"})
 MESSAGES = [{"role": "user", "content": "hi"}]
 

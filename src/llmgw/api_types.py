@@ -208,6 +208,24 @@ class RouteCircuit(Struct):
     open_until: str | None
     rate_limited_until: str | None
     consecutive_failures: Annotated[int, Meta(ge=0)]
+    key_rejected: (
+        Annotated[
+            str,
+            Meta(
+                description="Why the provider rejected the route's key, while that keeps it out of service."
+            ),
+        ]
+        | None
+    ) = None
+    unavailable_models: (
+        Annotated[
+            dict[str, str],
+            Meta(
+                description="The models this route cannot serve (retired, unknown, not listed), each with why."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class Stats(Struct):

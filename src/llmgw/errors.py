@@ -10,8 +10,8 @@ import orjson
 class GatewayError(Exception):
     """An error the client sees. Subclasses fix the HTTP status and OpenAI error type."""
 
-    status: ClassVar[int] = 500
-    error_type: ClassVar[str] = "server_error"
+    status: int = 500
+    error_type: str = "server_error"
     default_code: ClassVar[str | None] = None
 
     def __init__(
@@ -102,3 +102,21 @@ class NoRouteAvailable(GatewayError):
     status = 503
     error_type = "server_error"
     default_code = "no_provider_available"
+
+
+class ProviderRefusal(GatewayError):
+    """What a provider answered about the request itself (invalid, too long, filtered, not
+    supported), passed on in OpenAI's shape with the provider's status and words."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        error_type: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, param=param, code=code)
+        self.status = status
+        self.error_type = error_type

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 import httpx
 import trio
 
+from llmgw.errors import GatewayError
 from llmgw.metrics.events import AttemptEvent, RequestEvents
 from llmgw.providers.base import UpstreamCall, UpstreamProtocolError, Usage
+from llmgw.providers.ratelimit import quota_block_seconds
 from llmgw.routing.failover import Outcome, Ticket, Walk
-from llmgw.routing.ratelimit import quota_block_seconds
 
 log = logging.getLogger("llmgw.proxy")
 
@@ -43,6 +44,7 @@ class Attempt:
     usage: Usage | None = None
     detail: str = ""
     body_for_log: bytes = field(default=b"", repr=False)
+    dropped: tuple[str, ...] = ()  # request parameters this provider was sent without
 
 
 @dataclass
@@ -51,6 +53,8 @@ class AttemptFailure(Exception):
 
     outcome: Outcome
     detail: str
+    # NOT_SUPPORTED: what the client gets if no other route takes the request.
+    refusal: GatewayError | None = None
 
 
 def failure_of(error: Exception) -> AttemptFailure:
@@ -104,12 +108,18 @@ class Exchange:
         self._response: httpx.Response | None = None
         self._body: AsyncIterator[bytes] | None = None
         self._outcome: Outcome | None = None
+        self._refusal: GatewayError | None = None
         self._closed = False
 
     @property
     def response(self) -> httpx.Response:
         assert self._response is not None, "the request has not been sent"
         return self._response
+
+    @property
+    def pinned(self) -> bool:
+        """The client named this model itself."""
+        return self._walk.pinned_model is not None
 
     def elapsed_ms(self) -> float:
         return (self._clock() - self.attempt.started) * 1000.0
@@ -134,6 +144,23 @@ class Exchange:
 
     def rest(self, seconds: float | None) -> None:
         self._walk.rest(self.ticket, seconds, self._clock())
+
+    def reject_key(self, reason: str) -> None:
+        self._walk.reject_key(self.ticket, reason, self._clock(), self._wall_clock())
+        log.warning(
+            "key rejected route=%s: out of service for now reason=%r", self.ticket.route.id, reason
+        )
+
+    def lose_model(self, reason: str) -> None:
+        """The route cannot serve this model: one loud line the first time it is learned."""
+        if self._walk.lose_model(self.ticket, reason, self._wall_clock()):
+            log.warning(
+                "model unavailable route=%s model=%s: not tried again on this route until the "
+                "configuration changes reason=%r",
+                self.ticket.route.id,
+                self.ticket.model,
+                reason,
+            )
 
     async def next_chunk(
         self, by: float | None = None, late: str = "the response body stalled"
@@ -179,10 +206,11 @@ class Exchange:
             return AttemptFailure(Outcome.DEADLINE_EXCEEDED, "the request deadline passed")
         return AttemptFailure(Outcome.TIMEOUT, what)
 
-    def end(self, outcome: Outcome, detail: str = "") -> None:
+    def end(self, outcome: Outcome, detail: str = "", refusal: GatewayError | None = None) -> None:
         """How the attempt ended, as far as the reader knows; the first word stands."""
         if self._outcome is None:
             self._outcome = outcome
+            self._refusal = refusal
             self.attempt.detail = self.attempt.detail or detail
 
     async def aclose(self) -> None:
@@ -195,7 +223,7 @@ class Exchange:
             with trio.CancelScope(shield=True):
                 await self._response.aclose()
         outcome = self._outcome or Outcome.CLIENT_CANCELLED
-        effect = self._walk.settle(self.ticket, outcome, self._clock())
+        effect = self._walk.settle(self.ticket, outcome, self._clock(), self._refusal)
         event = self._event(outcome)
         if effect.fails_over and not self.committed:
             self._events.failed_over(event)
@@ -251,7 +279,7 @@ async def open_exchange(
         yield exchange
     except Exception as error:
         failure = failure_of(error)
-        exchange.end(failure.outcome, failure.detail)
+        exchange.end(failure.outcome, failure.detail, failure.refusal)
         raise failure from None
     finally:
         await exchange.aclose()

@@ -14,6 +14,7 @@ import trio
 
 from llmgw import __version__
 from llmgw.config import Settings
+from llmgw.logs import Redactor
 from llmgw.metrics.events import AttemptEvent, MetricsSink
 from llmgw.metrics.writer import MetricsWriter
 from llmgw.providers.base import ProviderAdapter
@@ -72,6 +73,7 @@ class Gateway:
                 timeouts,
                 fixed_provider=settings.fixed_provider,
                 log_bodies=settings.log_llm_response_details,
+                redact=Redactor(settings.secrets),
             )
             enabled = frozenset(provider.name for provider in settings.providers)
             yield cls(settings, table, adapters, proxy, writer, enabled)

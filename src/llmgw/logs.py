@@ -12,21 +12,35 @@ import orjson
 REDACTED = "[REDACTED]"
 
 
-class RedactSecrets(logging.Filter):
-    """Replaces every configured key in a record's final message, whatever put it there."""
+class Redactor:
+    """Replaces every configured key in a text, whatever put it there: a log line, or an
+    upstream's message on its way to a client (a provider may echo the key it was sent)."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        super().__init__()
         # Longest first, so a key that contains another is replaced whole.
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
-        message = record.getMessage()
+    def __bool__(self) -> bool:
+        return bool(self._secrets)
+
+    def __call__(self, text: str) -> str:
         for secret in self._secrets:
-            message = message.replace(secret, REDACTED)
-        record.msg, record.args = message, None
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+
+class RedactSecrets(logging.Filter):
+    """Redacts every configured key from a record's final message."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._redact = Redactor(secrets)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._redact:
+            return True
+        record.msg, record.args = self._redact(record.getMessage()), None
         # A traceback could carry a secret too; we never log them.
         record.exc_info, record.exc_text, record.stack_info = None, None, None
         return True

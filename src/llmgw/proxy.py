@@ -12,12 +12,20 @@ from dataclasses import dataclass
 import httpx
 import trio
 
-from llmgw.errors import InvalidRequest, NoRouteAvailable
+from llmgw.errors import InvalidRequest, NoRouteAvailable, ProviderRefusal
 from llmgw.exchange import Attempt, AttemptFailure, Exchange, Limits, open_exchange
 from llmgw.metrics.events import MetricsSink, RequestEvents
 from llmgw.providers.base import ChatRequest, ProviderAdapter, UpstreamCall
+from llmgw.providers.errors import Meaning, classify
 from llmgw.relay import StreamRelay
-from llmgw.routing.failover import Outcome, Ticket, Walk, classify_status
+from llmgw.routing.failover import (
+    CLIENT_CODES,
+    EFFECTS,
+    Outcome,
+    Ticket,
+    Walk,
+    outcome_of,
+)
 from llmgw.routing.table import RouteTable
 
 # A non-streaming answer larger than this is not an answer we pass on.
@@ -43,6 +51,7 @@ class Answer:
     response_time_ms: float
     body: bytes = b""
     stream: StreamRelay | None = None
+    dropped: tuple[str, ...] = ()  # request parameters the answering provider did not get
 
 
 class Proxy:
@@ -56,6 +65,7 @@ class Proxy:
         *,
         fixed_provider: str | None = None,
         log_bodies: bool = False,
+        redact: Callable[[str], str] = str,
         clock: Callable[[], float] = trio.current_time,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -66,6 +76,7 @@ class Proxy:
         self.timeouts = timeouts
         self.fixed_provider = fixed_provider
         self.log_bodies = log_bodies
+        self.redact = redact  # every text a client gets from upstream passes through it
         self.clock = clock
         self.wall_clock = wall_clock
 
@@ -80,14 +91,14 @@ class Proxy:
         routes = self.table.candidates(pool)
         if not routes:
             raise NoRouteAvailable(_no_route_message(pool), code="no_provider_configured")
-        walk = Walk(routes, self.table.breakers, started + self.timeouts.request)
+        deadline = started + self.timeouts.request
+        walk = Walk(self.table, routes, deadline, request.pinned_model)
         events = RequestEvents(self.sink)
         while (ticket := walk.next(self.clock())) is not None:
             adapter = self.adapters[ticket.route.provider.info.wire]
-            model = request.pinned_model or ticket.route.provider.model
             try:
                 call = adapter.build_call(
-                    ticket.route.provider, ticket.route.key, request, model, request_id
+                    ticket.route.provider, ticket.route.key, request, ticket.model, request_id
                 )
             except InvalidRequest as refusal:
                 walk.refuse(ticket, refusal)
@@ -96,7 +107,7 @@ class Proxy:
                 # A translation that failed in a way nobody planned for: try the next route.
                 walk.refuse(ticket, None)
                 continue
-            exchange = self._exchange(ticket, walk, events, request, request_id, model)
+            exchange = self._exchange(ticket, walk, events, request, request_id, call)
             try:
                 if request.stream:
                     answer = await self._open_stream(exchange, call, adapter, request, holder)
@@ -117,7 +128,7 @@ class Proxy:
         events: RequestEvents,
         request: ChatRequest,
         request_id: str,
-        model: str,
+        call: UpstreamCall,
     ) -> Exchange:
         now = self.clock()
         limits = Limits(
@@ -125,7 +136,8 @@ class Proxy:
             idle_seconds=self.timeouts.idle,
             deadline=walk.deadline,
         )
-        attempt = Attempt(request_id, model, request.stream, now, self.wall_clock())
+        attempt = Attempt(request_id, ticket.model, request.stream, now, self.wall_clock())
+        attempt.dropped = call.dropped
         return Exchange(
             ticket, attempt, limits, walk, events, self.clock, self.wall_clock, self.log_bodies
         )
@@ -134,7 +146,7 @@ class Proxy:
         self, exchange: Exchange, call: UpstreamCall, adapter: ProviderAdapter
     ) -> Answer:
         async with open_exchange(exchange, self.client, call):
-            refusal = await self._refusal(exchange, adapter)
+            refusal = await self._upstream_error(exchange)
             if refusal is not None:
                 return refusal
             body = await exchange.read_body(MAX_UPSTREAM_BODY_BYTES)
@@ -153,12 +165,12 @@ class Proxy:
     ) -> Answer:
         async with AsyncExitStack() as attempt:
             await attempt.enter_async_context(open_exchange(exchange, self.client, call))
-            refusal = await self._refusal(exchange, adapter)
+            refusal = await self._upstream_error(exchange)
             if refusal is not None:
                 return refusal
-            relay = StreamRelay(
-                exchange, adapter.stream_translator(request, exchange.attempt.model)
-            )
+            provider = exchange.ticket.route.provider
+            translator = adapter.stream_translator(provider, request, exchange.attempt.model)
+            relay = StreamRelay(exchange, translator, self.redact)
             await relay.read_head()
             # Committed: the exchange now lives as long as the client's response.
             holder.push_async_exit(attempt.pop_all())
@@ -166,24 +178,41 @@ class Proxy:
             answer.stream = relay
             return answer
 
-    async def _refusal(self, exchange: Exchange, adapter: ProviderAdapter) -> Answer | None:
-        """For an upstream error status: the client error to pass back, else AttemptFailure."""
+    async def _upstream_error(self, exchange: Exchange) -> Answer | None:
+        """An upstream error status, read by the provider's profile: the error the client gets,
+        or AttemptFailure to move on. None for a success."""
         status = exchange.response.status_code
-        outcome = classify_status(status)
-        if outcome is Outcome.SUCCESS:
+        if 200 <= status < 300:
             return None
         body = await exchange.read_error_body()
-        if outcome is Outcome.CLIENT_ERROR:
-            exchange.end(Outcome.CLIENT_ERROR)
-            return self._answer(exchange, status, adapter.translate_error(status, body))
-        if outcome is Outcome.RATE_LIMITED:
-            exchange.rest(adapter.retry_delay(body))
-        raise AttemptFailure(outcome, f"HTTP {status}")
+        route = exchange.ticket.route
+        error = classify(route.provider.info.profile.errors, status, body, self.wall_clock())
+        message = self.redact(error.message)
+        if error.meaning is Meaning.QUOTA:
+            exchange.rest(error.rest_seconds)
+        elif error.meaning is Meaning.KEY_REJECTED:
+            exchange.reject_key(message)
+        elif error.meaning is Meaning.MODEL_UNAVAILABLE:
+            exchange.lose_model(message)
+        outcome = outcome_of(error.meaning, pinned=exchange.pinned)
+        refusal = ProviderRefusal(
+            404 if outcome is Outcome.MODEL_NOT_FOUND else status,
+            message,
+            error.error_type,
+            param="model" if outcome is Outcome.MODEL_NOT_FOUND else error.param,
+            code=CLIENT_CODES.get(outcome, error.code),
+        )
+        detail = f"HTTP {status}: {error.rule}"
+        if EFFECTS[outcome].fails_over:
+            raise AttemptFailure(outcome, detail, refusal)
+        exchange.end(outcome, detail)
+        return self._answer(exchange, refusal.status, refusal.json())
 
     @staticmethod
     def _answer(exchange: Exchange, status: int, body: bytes) -> Answer:
         provider = exchange.ticket.route.provider_name
-        return Answer(provider, status, exchange.elapsed_ms(), body)
+        elapsed = exchange.elapsed_ms()
+        return Answer(provider, status, elapsed, body, dropped=exchange.attempt.dropped)
 
 
 def _no_route_message(provider: str | None) -> str:

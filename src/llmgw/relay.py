@@ -10,7 +10,7 @@ exchange's owner.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import orjson
 
@@ -25,9 +25,15 @@ class StreamRelay:
     """An async iterator of SSE bytes for the client. No cancel scope spans a yield: each upstream
     read has its own, so the relay can be driven by any task."""
 
-    def __init__(self, exchange: Exchange, translator: StreamTranslator) -> None:
+    def __init__(
+        self,
+        exchange: Exchange,
+        translator: StreamTranslator,
+        redact: Callable[[str], str] = str,
+    ) -> None:
         self._exchange = exchange
         self._translator = translator
+        self._redact = redact
         self._head = b""
         self._upstream_ended = False
         self._finished = False
@@ -78,7 +84,7 @@ class StreamRelay:
     async def _fail(self, error: Exception) -> bytes:
         failure = failure_of(error)
         await self._finish(failure.outcome, failure.detail)
-        message = f"the provider's stream failed after it started: {failure.detail}"
+        message = self._redact(f"the provider's stream failed after it started: {failure.detail}")
         return encode_event(orjson.dumps(error_body(message, "server_error", code="stream_failed")))
 
     async def _finish(self, outcome: Outcome, detail: str = "") -> None:

@@ -124,10 +124,36 @@ def error_body(status: int, message: str | None = None, retry_delay: float | Non
     return orjson.dumps({"error": error})
 
 
-def request_problem(payload: Any) -> str | None:
-    """What the real API would refuse in this request body, as its message says it; else None."""
+def model_list(models: list[str]) -> bytes:
+    """models.list (https://ai.google.dev/api/models): names with their "models/" prefix."""
+    entries = [
+        {
+            "name": f"models/{model}",
+            "displayName": model,
+            "supportedGenerationMethods": ["generateContent", "countTokens"],
+            "inputTokenLimit": 1048576,
+            "outputTokenLimit": 65536,
+        }
+        for model in models
+    ]
+    return orjson.dumps({"models": entries})
+
+
+def request_problem(payload: Any, model: str | None = None) -> str | None:
+    """What the real API would refuse in this request body, as its message says it; else None.
+    Given the model, also what that model refuses: non-zero penalties on Gemini 2.5 and later
+    ("Penalty is not enabled for models/gemini-2.5-flash", vercel/ai#8943)."""
     if not isinstance(payload, dict):
         return "Invalid JSON payload received. Expected an object."
+    config = payload.get("generationConfig")
+    penalties = ("presencePenalty", "frequencyPenalty")
+    if (
+        model is not None
+        and not model.startswith(("gemini-1.", "gemini-2.0"))
+        and isinstance(config, dict)
+        and any(config.get(name) not in (None, 0, 0.0) for name in penalties)
+    ):
+        return f"Penalty is not enabled for models/{model}"
     unknown = _unknown(payload, _REQUEST_FIELDS, "")
     if unknown:
         return unknown

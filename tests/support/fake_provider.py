@@ -2,8 +2,10 @@
 Gemini's native one, with fault injection. Used by the tests and the benchmarks.
 
 It is built on h11 and raw trio sockets rather than a framework, so that it can misbehave the
-way real servers do: reset a connection, stall mid-stream, cut a stream, send garbage. What it
-answers in Gemini's format, and the request checks it makes there, live in `fake_gemini`.
+way real servers do: reset a connection, stall mid-stream, cut a stream, send garbage. A fake
+named after a provider speaks that provider's dialect: its error bodies (`Behaviour(error=...)`
+answers with one recorded from the real API, see `dialects`), the requests it refuses and how it
+ends a stream (`fake_openai`, `fake_gemini`).
 
 Run it standalone with `python -m tests.support.fake_provider --port 9001`; its behaviour can then
 be changed with `POST /_fake/behaviour` (a JSON object of Behaviour fields).
@@ -25,7 +27,8 @@ import h11
 import orjson
 import trio
 
-from tests.support import fake_gemini
+from tests.support import fake_gemini, fake_openai
+from tests.support.dialects import RECORDED, recorded
 
 Reset = Literal["before_headers", "mid_body"]
 Safety = Literal["prompt", "response"]
@@ -59,6 +62,8 @@ class Behaviour:
     safety: Safety | None = None
     thoughts_tokens: int = 0  # Gemini only: thinking tokens in usage; thinking signs its calls
     retry_delay: float | None = None  # Gemini only: a 429's RetryInfo delay, in seconds
+    # An error as the real provider of this fake's dialect sends it (dialects.RECORDED names).
+    error: str | None = None
 
 
 @dataclass
@@ -80,7 +85,9 @@ class FakeProvider:
         self, name: str = "fake", default: Behaviour | None = None, *, record: bool = True
     ) -> None:
         self.name = name
+        self.dialect = name if name in RECORDED else "openai"
         self.record = record  # benchmarks turn recording off to keep memory flat
+        self.models: list[str] | None = None  # GET /models lists these (None: 404)
         self.default = default or Behaviour()
         self.queue: deque[Behaviour] = deque()
         self.requests: list[RecordedRequest] = []
@@ -139,6 +146,8 @@ class _Connection:
                 self.fake.requests.append(recorded)
             if recorded.path == "/_fake/behaviour":
                 await self._control(recorded)
+            elif recorded.method == "GET" and "/models" in recorded.path:
+                await self._list_models(recorded)
             else:
                 behaviour = self.fake.next_behaviour()
                 keep_going = await self._answer_watching_for_close(recorded, behaviour)
@@ -188,6 +197,20 @@ class _Connection:
             return
         await self._send_simple(200, orjson.dumps(sorted(changes)), {})
 
+    async def _list_models(self, recorded: RecordedRequest) -> None:
+        behaviour = self.fake.next_behaviour()
+        if behaviour.error is not None:
+            error = recorded_error(self.fake, recorded, behaviour.error)
+            await self._send_simple(error.status, error.encoded(), error.headers)
+            return
+        models = self.fake.models
+        if models is None:
+            await self._send_simple(404, b'{"error":{"message":"no model list"}}', {})
+        elif "/v1beta/" in recorded.path:
+            await self._send_simple(200, fake_gemini.model_list(models), {})
+        else:
+            await self._send_simple(200, fake_openai.model_list(models), {})
+
     async def _answer_watching_for_close(
         self, recorded: RecordedRequest, behaviour: Behaviour
     ) -> bool:
@@ -223,15 +246,27 @@ class _Connection:
         gemini = ":generateContent" in recorded.path or ":streamGenerateContent" in recorded.path
         streaming = ":streamGenerateContent" in recorded.path or _asks_for_stream(recorded)
         model = _model_of(recorded, gemini)
+        dialect = self.fake.dialect
+        if behaviour.error is not None:
+            error = recorded_error(self.fake, recorded, behaviour.error)
+            await self._send_simple(error.status, error.encoded(), error.headers)
+            return
         if behaviour.status != 200 or behaviour.body is not None:
             body = behaviour.body
             if body is None:
-                body = _error_body(behaviour.status, gemini, behaviour.retry_delay)
+                body = _error_body(dialect, behaviour.status, gemini, behaviour.retry_delay)
             await self._send_simple(behaviour.status, body, behaviour.headers)
             return
-        problem = fake_gemini.request_problem(_json_or_none(recorded)) if gemini else None
-        if problem is not None:
-            await self._send_simple(400, fake_gemini.error_body(400, problem), behaviour.headers)
+        payload = _json_or_none(recorded)
+        if gemini:
+            problem = fake_gemini.request_problem(payload, model)
+            if problem is not None:
+                body = fake_gemini.error_body(400, problem)
+                await self._send_simple(400, body, behaviour.headers)
+                return
+        refused = fake_openai.request_problem(dialect, payload) if not gemini else None
+        if refused is not None:
+            await self._send_simple(refused.status, refused.encoded(), behaviour.headers)
             return
         if not streaming:
             body = _full_answer(recorded, behaviour, model, gemini)
@@ -244,7 +279,7 @@ class _Connection:
     ) -> None:
         headers = {"content-type": "text/event-stream", **behaviour.headers}
         await self._send(h11.Response(status_code=200, headers=list(headers.items())))
-        events = _stream_events(recorded, behaviour, model, gemini)
+        events = _stream_events(recorded, behaviour, model, gemini, self.fake.dialect)
         for sent, event in enumerate(events):
             # `sent` events have gone out so far; the fault knobs count events, not tokens.
             if sent >= 1 and behaviour.token_delay:
@@ -259,7 +294,8 @@ class _Connection:
                 await self._send(h11.Data(data=b"data: {this is not json\n\n"))
                 break
             if behaviour.error_event_after is not None and sent >= behaviour.error_event_after:
-                await self._send(h11.Data(data=b"data: " + _error_body(500, gemini) + b"\n\n"))
+                error = _error_body(self.fake.dialect, 500, gemini)
+                await self._send(h11.Data(data=b"data: " + error + b"\n\n"))
                 break
             await self._send(h11.Data(data=event))
         await self._send(h11.EndOfMessage())
@@ -330,19 +366,10 @@ def _tokens(behaviour: Behaviour) -> list[str]:
     return [f"{behaviour.text}{i} " for i in range(behaviour.tokens)]
 
 
-def _error_body(status: int, gemini: bool, retry_delay: float | None = None) -> bytes:
+def _error_body(dialect: str, status: int, gemini: bool, retry_delay: float | None = None) -> bytes:
     if gemini:
         return fake_gemini.error_body(status, retry_delay=retry_delay)
-    kind = (
-        "rate_limit_error"
-        if status == 429
-        else "server_error"
-        if status >= 500
-        else "invalid_request_error"
-    )
-    return orjson.dumps(
-        {"error": {"message": f"fake error {status}", "type": kind, "param": None, "code": None}}
-    )
+    return fake_openai.error_body(dialect, status, f"fake error {status}")
 
 
 def _usage(recorded: RecordedRequest, behaviour: Behaviour) -> dict[str, int]:
@@ -405,7 +432,7 @@ def _openai_tool_call(recorded: RecordedRequest, behaviour: Behaviour) -> dict[s
 
 
 def _stream_events(
-    recorded: RecordedRequest, behaviour: Behaviour, model: str, gemini: bool
+    recorded: RecordedRequest, behaviour: Behaviour, model: str, gemini: bool, dialect: str
 ) -> list[bytes]:
     if gemini:
         prompt = _prompt_tokens(recorded)
@@ -430,14 +457,20 @@ def _stream_events(
         chunks.append(chunk({"tool_calls": [{"index": 0, **call}]}, None))
         chunks.append(chunk({}, "tool_calls"))
     options = recorded.json.get("stream_options") or {}
-    if behaviour.usage and options.get("include_usage"):
-        final = chunk({}, None)
-        final["choices"] = []
-        final["usage"] = _usage(recorded, behaviour)
-        chunks.append(final)
+    usage = _usage(recorded, behaviour) if behaviour.usage else None
+    asked = isinstance(options, dict) and options.get("include_usage") is True
+    comments, chunks = fake_openai.stream_chunks(dialect, chunks, usage, asked)
     events = [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks]
+    if comments:
+        events[0] = b"".join(comments) + events[0]
     events.append(b"data: [DONE]\n\n")
     return events
+
+
+def recorded_error(fake: FakeProvider, request: RecordedRequest, name: str) -> Any:
+    """One of the dialect's recorded errors, filled in as the real API would fill it."""
+    key = request.headers.get("x-goog-api-key") or request.headers.get("authorization", "")
+    return recorded(fake.dialect, name, key=key.removeprefix("Bearer "), now=time.time())
 
 
 def main() -> None:

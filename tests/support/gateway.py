@@ -11,6 +11,7 @@ from functools import partial
 from typing import Any
 
 import httpx
+import openai
 import trio
 from hypercorn.trio import serve
 
@@ -102,3 +103,17 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 2.0) -> Non
             if predicate():
                 return
             await trio.sleep(0.005)
+
+
+@asynccontextmanager
+async def sdk_gateway(
+    env: Mapping[str, str],
+) -> AsyncIterator[tuple[openai.AsyncOpenAI, RunningGateway]]:
+    """The gateway as a real server, and the official OpenAI SDK pointed at it (no retries, so
+    each call is one request)."""
+    async with running_gateway(env) as gw:
+        client = openai.AsyncOpenAI(base_url=gw.v1, api_key="unused", max_retries=0)
+        try:
+            yield client, gw
+        finally:
+            await client.close()

@@ -6,7 +6,7 @@ each moment is moved by the offset between the two clocks, taken once by the cal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from llmgw.routing.breaker import CircuitState
 from llmgw.routing.table import RouteTable
@@ -20,6 +20,8 @@ class RouteCircuit:
     open_until: float | None  # epoch seconds, while open
     rate_limited_until: float | None  # epoch seconds, while the provider's quota is spent
     consecutive_failures: int
+    key_rejected: str | None = None  # why the key is rejected, while it keeps the route out
+    unavailable_models: dict[str, str] = field(default_factory=dict)  # model -> why
 
     @property
     def tripped(self) -> bool:
@@ -42,6 +44,16 @@ def route_circuits(table: RouteTable, monotonic_now: float, wall_now: float) -> 
                     breaker.blocked_until + offset if breaker.rate_limited(monotonic_now) else None
                 ),
                 consecutive_failures=breaker.failures,
+                key_rejected=(
+                    table.rejected_keys[route.id].reason
+                    if table.key_rejected(route, monotonic_now)
+                    else None
+                ),
+                unavailable_models={
+                    model: mark.reason
+                    for (route_id, model), mark in table.unavailable_models.items()
+                    if route_id == route.id
+                },
             )
         )
     return circuits

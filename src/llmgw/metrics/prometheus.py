@@ -75,6 +75,23 @@ class GatewayCollector(Collector):
             circuit.add_metric([route.route, route.provider], 1.0 if route.tripped else 0.0)
         yield circuit
 
+        rejected = GaugeMetricFamily(
+            "llmgw_route_key_rejected",
+            "1 while a route's key is rejected by its provider and the route out of service.",
+            labels=["route", "provider"],
+        )
+        unavailable = GaugeMetricFamily(
+            "llmgw_route_model_unavailable",
+            "1 for each model a route cannot serve (retired, unknown, not listed).",
+            labels=["route", "provider", "model"],
+        )
+        for route in self._circuits:
+            rejected.add_metric([route.route, route.provider], 1.0 if route.key_rejected else 0.0)
+            for model in sorted(route.unavailable_models):
+                unavailable.add_metric([route.route, route.provider, model], 1.0)
+        yield rejected
+        yield unavailable
+
         dropped = CounterMetricFamily(
             "llmgw_metrics_dropped",
             "Attempt events dropped because the metrics queue was full (all workers).",

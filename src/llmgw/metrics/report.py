@@ -26,16 +26,20 @@ def _rate(value: float | None) -> float | None:
 
 def health(provider: ProviderFigures, circuits: list[RouteCircuit]) -> str:
     """One word a person can scan: failing, degraded, ok or idle."""
-    if circuits and all(c.tripped or c.rate_limited_until for c in circuits):
+    if circuits and all(_out_of_service(c) for c in circuits):
         return "failing"
     rate = provider.success_rate
     if rate is not None and rate < 0.5:
         return "failing"
-    if any(c.tripped or c.rate_limited_until for c in circuits) or (
+    if any(_out_of_service(c) or c.unavailable_models for c in circuits) or (
         rate is not None and rate < 0.95
     ):
         return "degraded"
     return "ok" if provider.requests else "idle"
+
+
+def _out_of_service(circuit: RouteCircuit) -> bool:
+    return circuit.tripped or bool(circuit.rate_limited_until) or bool(circuit.key_rejected)
 
 
 def _circuit(circuit: RouteCircuit) -> dict[str, Any]:
@@ -45,6 +49,8 @@ def _circuit(circuit: RouteCircuit) -> dict[str, Any]:
         "open_until": iso(circuit.open_until),
         "rate_limited_until": iso(circuit.rate_limited_until),
         "consecutive_failures": circuit.consecutive_failures,
+        "key_rejected": circuit.key_rejected,
+        "unavailable_models": circuit.unavailable_models,
     }
 
 

@@ -34,6 +34,9 @@ class UpstreamCall:
     headers: dict[str, str]
     content: bytes
     method: str = "POST"
+    # Request parameters left out because this provider does not take them (harmlessly); the
+    # client is told in the X-Dropped-Params response header.
+    dropped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,15 +90,12 @@ class ProviderAdapter(Protocol):
     def build_call(
         self, provider: ProviderConfig, key: str, request: ChatRequest, model: str, request_id: str
     ) -> UpstreamCall:
-        """Raises InvalidRequest when this provider cannot express the request."""
+        """Raises InvalidRequest when this provider cannot express the request (RouteCannotServe
+        when the provider's parameter table refuses a parameter)."""
 
     def translate_response(self, body: bytes, model: str) -> TranslatedResponse:
         """A 2xx body -> OpenAI's format. Raises UpstreamProtocolError."""
 
-    def stream_translator(self, request: ChatRequest, model: str) -> StreamTranslator: ...
-
-    def translate_error(self, status: int, body: bytes) -> bytes:
-        """A non-2xx body -> OpenAI's error shape, for errors that go back to the client."""
-
-    def retry_delay(self, body: bytes) -> float | None:
-        """Seconds an error body asks us to wait before retrying (beyond any headers), if any."""
+    def stream_translator(
+        self, provider: ProviderConfig, request: ChatRequest, model: str
+    ) -> StreamTranslator: ...

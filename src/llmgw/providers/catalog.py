@@ -1,12 +1,19 @@
-"""The providers llmgw knows: their public names, default endpoints and default free-tier models.
+"""The providers llmgw knows: their public names, default endpoints, default free-tier models and
+profiles (how each reports errors, which parameters it takes: providers/profiles/).
 
-Adding a provider that speaks an existing wire format is one entry here.
+Adding a provider that speaks an existing wire format is one profile module and one entry here.
+Default models checked against each provider's model list and deprecation notices on 2026-11-25:
+Groq retired its Llama models for free keys on 2026-08-16 (gpt-oss replaces them), Cerebras
+deprecated llama-3.3-70b on 2026-02-16, and gemini-2.5-flash is not offered to new keys; the
+live model check (live_models) flags a default that has gone since.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+
+from llmgw.providers.profiles import Profile, cerebras, gemini, groq, mistral, openrouter
 
 WireFormat = Literal["openai", "gemini"]
 
@@ -17,6 +24,7 @@ class ProviderInfo:
     default_base_url: str
     default_model: str
     wire: WireFormat
+    profile: Profile = field(repr=False)
 
     @property
     def env_prefix(self) -> str:
@@ -40,20 +48,37 @@ class ProviderConfig:
 CATALOG: dict[str, ProviderInfo] = {
     info.name: info
     for info in (
-        ProviderInfo("groq", "https://api.groq.com/openai/v1", "llama-3.3-70b-versatile", "openai"),
-        ProviderInfo("cerebras", "https://api.cerebras.ai/v1", "llama-3.3-70b", "openai"),
-        ProviderInfo("mistral", "https://api.mistral.ai/v1", "mistral-small-latest", "openai"),
+        ProviderInfo(
+            "groq",
+            "https://api.groq.com/openai/v1",
+            "openai/gpt-oss-120b",
+            "openai",
+            groq.PROFILE,
+        ),
+        ProviderInfo(
+            "cerebras", "https://api.cerebras.ai/v1", "gpt-oss-120b", "openai", cerebras.PROFILE
+        ),
+        ProviderInfo(
+            "mistral",
+            "https://api.mistral.ai/v1",
+            "mistral-small-latest",
+            "openai",
+            mistral.PROFILE,
+        ),
         ProviderInfo(
             "openrouter",
             "https://openrouter.ai/api/v1",
-            "meta-llama/llama-3.3-70b-instruct:free",
+            # OpenRouter's router over its free models: ':free' ids come and go every week.
+            "openrouter/free",
             "openai",
+            openrouter.PROFILE,
         ),
         ProviderInfo(
             "gemini",
             "https://generativelanguage.googleapis.com/v1beta",
-            "gemini-2.5-flash",
+            "gemini-flash-latest",
             "gemini",
+            gemini.PROFILE,
         ),
     )
 }

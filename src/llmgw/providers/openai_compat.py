@@ -1,15 +1,17 @@
 """Adapter for OpenAI-compatible APIs (Groq, Cerebras, Mistral, OpenRouter).
 
-The client's body goes upstream untouched except for `model`; answers come back as the upstream
-sent them. Stream events are checked on the way (JSON, errors, usage, the closing [DONE]) but
-forwarded as the bytes that arrived.
+The client's body goes upstream as it came, but for `model` and what the provider's parameter
+table adapts or drops (providers/parameters.py), less other providers' private fields in its
+history. Answers come back as the upstream sent them. Stream events are checked on the way (JSON,
+errors, usage, the closing [DONE]) and forwarded as the bytes that arrived; the one exception is
+a usage-only last chunk the gateway asked for on the client's behalf, which is read and kept back.
 """
 
 from __future__ import annotations
 
 import orjson
 
-from llmgw.errors import InvalidRequest, error_body
+from llmgw.errors import InvalidRequest
 from llmgw.providers.base import (
     ChatRequest,
     StreamTranslator,
@@ -20,14 +22,30 @@ from llmgw.providers.base import (
 )
 from llmgw.providers.catalog import ProviderConfig
 from llmgw.providers.jsonwire import load_json, upstream_error_message
+from llmgw.providers.parameters import adapt_request, strip_private_history
+from llmgw.providers.profiles import Profile, StreamUsage
 from llmgw.providers.sse import SSEDecoder
+
+
+def _asks_upstream_for_usage(profile: Profile, request: ChatRequest) -> bool:
+    """A stream whose provider reports usage only when asked: the gateway asks, so metrics and
+    quotas never run blind."""
+    return request.stream and profile.stream_usage is StreamUsage.ON_REQUEST
 
 
 class OpenAICompatAdapter:
     def build_call(
         self, provider: ProviderConfig, key: str, request: ChatRequest, model: str, request_id: str
     ) -> UpstreamCall:
-        body = {**request.body, "model": model}
+        profile = provider.info.profile
+        adapted = adapt_request(profile.parameters, provider.name, model, request.body)
+        body, stripped = strip_private_history({**adapted.body, "model": model})
+        if _asks_upstream_for_usage(profile, request):
+            options = body.get("stream_options")
+            body["stream_options"] = {
+                **(options if isinstance(options, dict) else {}),
+                "include_usage": True,
+            }
         try:
             content = orjson.dumps(body)
         except orjson.JSONEncodeError:
@@ -42,6 +60,7 @@ class OpenAICompatAdapter:
                 "x-request-id": request_id,
             },
             content=content,
+            dropped=adapted.dropped + stripped,
         )
 
     def translate_response(self, body: bytes, model: str) -> TranslatedResponse:
@@ -53,47 +72,37 @@ class OpenAICompatAdapter:
             raise UpstreamProtocolError("the provider's response has no choices")
         return TranslatedResponse(body=body, usage=Usage.from_openai(payload.get("usage")))
 
-    def stream_translator(self, request: ChatRequest, model: str) -> StreamTranslator:
-        return PassthroughStream()
-
-    def translate_error(self, status: int, body: bytes) -> bytes:
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            payload = None
-        if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
-            return body
-        error_type = "invalid_request_error" if status < 500 else "server_error"
-        return orjson.dumps(
-            error_body(f"the provider refused the request (HTTP {status})", error_type)
-        )
-
-    def retry_delay(self, body: bytes) -> float | None:
-        return None  # OpenAI-compatible APIs say it in headers (Retry-After, x-ratelimit-*)
+    def stream_translator(
+        self, provider: ProviderConfig, request: ChatRequest, model: str
+    ) -> StreamTranslator:
+        asked_for_client = _asks_upstream_for_usage(provider.info.profile, request)
+        return PassthroughStream(hide_usage_chunk=asked_for_client and not request.include_usage)
 
 
 class PassthroughStream(StreamTranslator):
     """Forwards complete events as received; refuses malformed ones and error events."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, hide_usage_chunk: bool = False) -> None:
         super().__init__()
         self._decoder = SSEDecoder()
+        self._hide_usage_chunk = hide_usage_chunk
 
     def feed(self, data: bytes) -> bytes:
         out = []
         for event in self._decoder.feed(data):
             if self.done:
                 break
-            if event.data is not None:
-                self._inspect(event.data)
+            if event.data is not None and not self._forward(event.data):
+                continue
             out.append(event.raw)
             out.append(b"\n\n")
         return b"".join(out)
 
-    def _inspect(self, data: bytes) -> None:
+    def _forward(self, data: bytes) -> bool:
+        """Check one event; say whether the client gets it."""
         if data == b"[DONE]":
             self.done = True
-            return
+            return True
         payload = load_json(data, "a stream event")
         message = upstream_error_message(payload)
         if message is not None:
@@ -101,9 +110,16 @@ class PassthroughStream(StreamTranslator):
         if not isinstance(payload, dict):
             raise UpstreamProtocolError("the provider sent a stream event that is not an object")
         self.events += 1
-        usage = payload.get("usage")
+        # Groq reports usage in x_groq.usage on the last chunk, whether or not it was asked for.
+        extension = payload.get("x_groq")
+        usage = payload.get("usage") or (
+            extension.get("usage") if isinstance(extension, dict) else None
+        )
         if usage:
             self.usage = Usage.from_openai(usage)
+            if self._hide_usage_chunk and payload.get("choices") == []:
+                return False  # the gateway asked for this chunk, not the client
+        return True
 
     def end(self) -> bytes:
         if not self.done:

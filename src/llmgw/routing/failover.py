@@ -4,13 +4,16 @@ A request gets a list of candidate routes (one provider key each), in round-robi
 takes them in turn:
 
 1. A route whose breaker says no (circuit open, a half-open probe already out, or resting after a
-   rate limit) is skipped, and so is every route once the request's deadline has passed.
-2. A route that cannot express the request (the adapter refuses to translate it) is skipped too;
-   if no route could express it, that refusal is what the client gets.
+   rate limit) is skipped, and so is every route once the request's deadline has passed. So is a
+   route whose key was rejected, or that cannot serve the request's model (retired, unknown).
+2. A route that cannot take the request (the adapter refuses a parameter, or the provider says
+   it does not support something in it) is skipped too; if no route could take it, that refusal
+   is what the client gets.
 3. Otherwise the route is tried, and the attempt ends in an `Outcome`. `EFFECTS` says, for each
    outcome, what it does to the route's breaker and whether the walk goes on to the next route.
-4. When no route is left, the client gets 429 if every route it could not use was rate-limited,
-   else 503; either way with `Retry-After` set to when the first of them comes back.
+4. When no route is left, the client gets 404 `model_not_found` if the model it pinned is not
+   available, 429 if every route it could not use was rate-limited, else 503; with
+   `Retry-After` set to when the first of them comes back.
 
 Pure: no sockets, and every method takes the current time on the trio clock.
 """
@@ -23,10 +26,17 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from llmgw.errors import AllRoutesRateLimited, GatewayError, InvalidRequest, NoRouteAvailable
-from llmgw.routing.breaker import CircuitBreaker, Permit
-from llmgw.routing.ratelimit import MAX_REST_SECONDS
-from llmgw.routing.table import Route
+from llmgw.errors import (
+    AllRoutesRateLimited,
+    GatewayError,
+    InvalidRequest,
+    NoRouteAvailable,
+    NotFound,
+)
+from llmgw.providers.errors import Meaning
+from llmgw.providers.ratelimit import MAX_REST_SECONDS
+from llmgw.routing.breaker import Permit
+from llmgw.routing.table import Mark, Route, RouteTable
 
 
 class Outcome(enum.StrEnum):
@@ -36,8 +46,12 @@ class Outcome(enum.StrEnum):
     CLIENT_ERROR = "client_error"  # the upstream refused the request itself
     RATE_LIMITED = "rate_limited"
     UPSTREAM_ERROR = "upstream_error"  # 5xx, and 4xx that are the route's problem (402, 408, ...)
-    AUTH_ERROR = "auth_error"  # 401/403: our key is wrong or not allowed
-    NOT_FOUND = "not_found"  # 404: the model (or base URL) is wrong on our side
+    AUTH_ERROR = "auth_error"  # our key is rejected: invalid, suspended, out of credits
+    MODEL_UNAVAILABLE = "model_unavailable"  # the route's model is retired or unknown
+    MODEL_NOT_FOUND = "model_not_found"  # the model the client pinned is not offered: its 404
+    NOT_SUPPORTED = "not_supported"  # this route cannot take this request; another may
+    CONTEXT_TOO_LONG = "context_too_long"  # longer than the model's window: back to the client
+    CONTENT_FILTERED = "content_filtered"  # the provider's content policy: back to the client
     TIMEOUT = "timeout"
     CONNECTION_ERROR = "connection_error"
     INVALID_RESPONSE = "invalid_response"  # unparseable body, error inside a 200, broken stream
@@ -80,8 +94,14 @@ EFFECTS: Mapping[Outcome, Effect] = {
     # A rate limit that says when to come back rests the route instead (see Walk.settle).
     Outcome.RATE_LIMITED: Effect(Verdict.FAILURE, fails_over=True),
     Outcome.UPSTREAM_ERROR: Effect(Verdict.FAILURE, fails_over=True),
-    Outcome.AUTH_ERROR: Effect(Verdict.FAILURE, fails_over=True),
-    Outcome.NOT_FOUND: Effect(Verdict.FAILURE, fails_over=True),
+    # Marks take these out of service (Walk.reject_key, Walk.lose_model); the circuit stays.
+    Outcome.AUTH_ERROR: Effect(Verdict.NONE, fails_over=True),
+    Outcome.MODEL_UNAVAILABLE: Effect(Verdict.NONE, fails_over=True),
+    Outcome.MODEL_NOT_FOUND: Effect(Verdict.NONE, fails_over=False),
+    # The provider works; this request is not one it takes.
+    Outcome.NOT_SUPPORTED: Effect(Verdict.NONE, fails_over=True),
+    Outcome.CONTEXT_TOO_LONG: Effect(Verdict.SUCCESS, fails_over=False),
+    Outcome.CONTENT_FILTERED: Effect(Verdict.SUCCESS, fails_over=False),
     Outcome.TIMEOUT: Effect(Verdict.FAILURE, fails_over=True),
     Outcome.CONNECTION_ERROR: Effect(Verdict.FAILURE, fails_over=True),
     Outcome.INVALID_RESPONSE: Effect(Verdict.FAILURE, fails_over=True),
@@ -90,66 +110,97 @@ EFFECTS: Mapping[Outcome, Effect] = {
     Outcome.DEADLINE_EXCEEDED: Effect(Verdict.NONE, fails_over=True),
 }
 
-# Statuses by which the upstream says the request itself is wrong. 408 and 409 are the
-# provider's trouble, not the client's, and fail over like a 5xx.
-_CLIENT_ERRORS = frozenset({400, 413, 415, 422})
+
+def outcome_of(meaning: Meaning, *, pinned: bool) -> Outcome:
+    """What a provider's error (as its profile reads it) is for the walk. A model the client
+    pinned that the provider does not have is the client's 404; the pool's is a lost route."""
+    if meaning is Meaning.MODEL_UNAVAILABLE and pinned:
+        return Outcome.MODEL_NOT_FOUND
+    return _OUTCOME_OF[meaning]
 
 
-def classify_status(status: int) -> Outcome:
-    if 200 <= status < 300:
-        return Outcome.SUCCESS
-    if status == 429:
-        return Outcome.RATE_LIMITED
-    if status in (401, 403):
-        return Outcome.AUTH_ERROR
-    if status == 404:
-        return Outcome.NOT_FOUND
-    if status in _CLIENT_ERRORS:
-        return Outcome.CLIENT_ERROR
-    # 5xx, and any other 4xx (402 payment required, 408, 409, 451, ...): the route's problem.
-    return Outcome.UPSTREAM_ERROR
+_OUTCOME_OF: Mapping[Meaning, Outcome] = {
+    Meaning.REQUEST_INVALID: Outcome.CLIENT_ERROR,
+    Meaning.CONTEXT_TOO_LONG: Outcome.CONTEXT_TOO_LONG,
+    Meaning.CONTENT_FILTERED: Outcome.CONTENT_FILTERED,
+    Meaning.NOT_SUPPORTED: Outcome.NOT_SUPPORTED,
+    Meaning.QUOTA: Outcome.RATE_LIMITED,
+    Meaning.KEY_REJECTED: Outcome.AUTH_ERROR,
+    Meaning.MODEL_UNAVAILABLE: Outcome.MODEL_UNAVAILABLE,
+    Meaning.TRANSIENT: Outcome.UPSTREAM_ERROR,
+}
+
+# The OpenAI error codes clients look for, on the errors the gateway passes back.
+CLIENT_CODES: Mapping[Outcome, str] = {
+    Outcome.CONTEXT_TOO_LONG: "context_length_exceeded",
+    Outcome.CONTENT_FILTERED: "content_filter",
+    Outcome.MODEL_NOT_FOUND: "model_not_found",
+}
+
+# How long a rejected key keeps its route out of service before it is tried again (a model
+# listing that the key passes ends it sooner): long enough not to spend every request on it.
+REJECTED_KEY_REST_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
 class Ticket:
-    """Leave to try one route, as what its breaker let the attempt through."""
+    """Leave to try one route with one model, as what its breaker let the attempt through."""
 
     route: Route
     permit: Permit
+    model: str
 
 
 class Walk:
     """One request's way through its candidate routes (see the module's description)."""
 
     def __init__(
-        self, routes: Sequence[Route], breakers: Mapping[str, CircuitBreaker], deadline: float
+        self,
+        table: RouteTable,
+        routes: Sequence[Route],
+        deadline: float,
+        pinned_model: str | None = None,
     ) -> None:
         self.routes = tuple(routes)
         self.deadline = deadline
-        self._breakers = breakers
+        self.pinned_model = pinned_model
+        self._table = table
         self._left = deque(self.routes)
         self._attempted = False
         self._only_rate_limited = True  # every route not served so far was resting
-        self._refusal: InvalidRequest | None = None
+        self._only_refused = True  # every route so far refused the request itself
+        self._model_missing: str | None = None  # why the pinned model is not available
+        self._refusal: GatewayError | None = None
+
+    def model_for(self, route: Route) -> str:
+        return self.pinned_model or route.provider.model
 
     def next(self, now: float) -> Ticket | None:
         """The next route to try, or None when the walk is over."""
         while self._left and now < self.deadline:
             route = self._left.popleft()
-            breaker = self._breakers[route.id]
-            permit = breaker.try_acquire(now)
-            if permit is not None:
-                return Ticket(route, permit)
-            if not breaker.rate_limited(now):
+            model = self.model_for(route)
+            breaker = self._table.breakers[route.id]
+            lost = self._table.unavailable_models.get((route.id, model))
+            if lost is None and not self._table.key_rejected(route, now):
+                permit = breaker.try_acquire(now)
+                if permit is not None:
+                    return Ticket(route, permit, model)
+            # Skipped: out of service, so not a refusal of the request itself.
+            self._only_refused = False
+            if lost is not None:
+                self._model_missing = self._model_missing or lost.reason
+            if lost is not None or not breaker.rate_limited(now):
                 self._only_rate_limited = False
         return None
 
     def refuse(self, ticket: Ticket, refusal: InvalidRequest | None) -> None:
         """The route cannot express the request (refusal), or its translation failed in a way
         nobody planned for (None): skip it, with no verdict on the provider."""
-        self._breakers[ticket.route.id].release(ticket.permit)
+        self._table.breakers[ticket.route.id].release(ticket.permit)
         if refusal is None:
             self._only_rate_limited = False
+            self._only_refused = False
         elif self._refusal is None:
             self._refusal = refusal
 
@@ -157,15 +208,37 @@ class Walk:
         """The provider said when to come back: the route rests until then (a day at most,
         whatever a provider says)."""
         if seconds is not None and seconds > 0:
-            self._breakers[ticket.route.id].block_until(now + min(seconds, MAX_REST_SECONDS))
+            breaker = self._table.breakers[ticket.route.id]
+            breaker.block_until(now + min(seconds, MAX_REST_SECONDS))
 
-    def settle(self, ticket: Ticket, outcome: Outcome, now: float) -> Effect:
-        """Apply an attempt's outcome to its route; say whether the walk goes on."""
+    def reject_key(self, ticket: Ticket, reason: str, now: float, wall_now: float) -> None:
+        """The route's key is rejected: out of service for a while, with the reason shown."""
+        until = now + REJECTED_KEY_REST_SECONDS
+        self._table.rejected_keys[ticket.route.id] = Mark(reason, wall_now, until)
+
+    def lose_model(self, ticket: Ticket, reason: str, wall_now: float) -> bool:
+        """The route cannot serve the ticket's model (retired, unknown): it stays out of
+        service for that model until the configuration changes. True if this is news."""
+        key = (ticket.route.id, ticket.model)
+        if key in self._table.unavailable_models:
+            return False
+        self._table.unavailable_models[key] = Mark(reason, wall_now)
+        return True
+
+    def settle(
+        self, ticket: Ticket, outcome: Outcome, now: float, refusal: GatewayError | None = None
+    ) -> Effect:
+        """Apply an attempt's outcome to its route; say whether the walk goes on. `refusal` is
+        what the client gets for a NOT_SUPPORTED outcome if no other route takes the request."""
         self._attempted = True
         if outcome is not Outcome.RATE_LIMITED:
             self._only_rate_limited = False
+        if outcome is Outcome.NOT_SUPPORTED:
+            self._refusal = self._refusal or refusal
+        else:
+            self._only_refused = False
         effect = EFFECTS[outcome]
-        breaker = self._breakers[ticket.route.id]
+        breaker = self._table.breakers[ticket.route.id]
         if effect.breaker is Verdict.SUCCESS:
             breaker.record_success(ticket.permit)
         elif outcome is Outcome.RATE_LIMITED and breaker.rate_limited(now):
@@ -178,10 +251,15 @@ class Walk:
 
     def give_up(self, now: float) -> GatewayError:
         """What the client gets when no route is left."""
-        if self._refusal is not None and not self._attempted:
+        if self._refusal is not None and self._only_refused:
             return self._refusal
-        back = min(self._breakers[route.id].available_at(now) for route in self.routes)
-        headers = {"retry-after": str(max(1, math.ceil(back - now)))}
+        if self.pinned_model and self._model_missing is not None and not self._attempted:
+            return NotFound(
+                f"model '{self.pinned_model}' is not available: {self._model_missing}",
+                param="model",
+                code="model_not_found",
+            )
+        headers = self._retry_after(now)
         if now >= self.deadline:
             return NoRouteAvailable(
                 "no provider answered within the request deadline",
@@ -196,3 +274,18 @@ class Walk:
         return NoRouteAvailable(
             "no provider could serve this request right now; retry later", headers=headers
         )
+
+    def _retry_after(self, now: float) -> dict[str, str]:
+        """When the first route that can serve this request's model comes back, if any can."""
+        moments = []
+        for route in self.routes:
+            if (route.id, self.model_for(route)) in self._table.unavailable_models:
+                continue
+            moment = self._table.breakers[route.id].available_at(now)
+            key = self._table.rejected_keys.get(route.id)
+            if key is not None and key.until is not None:
+                moment = max(moment, key.until)
+            moments.append(moment)
+        if not moments:
+            return {}
+        return {"retry-after": str(max(1, math.ceil(min(moments) - now)))}

@@ -1,4 +1,6 @@
-"""Routes (one provider and one key) and the round-robin order in which a request tries them."""
+"""Routes (one provider and one key), the round-robin order in which a request tries them, and
+what is known to be wrong with them beyond their breakers: models they cannot serve, keys
+rejected."""
 
 from __future__ import annotations
 
@@ -22,10 +24,23 @@ class Route:
         return self.provider.name
 
 
+@dataclass(frozen=True)
+class Mark:
+    """Why a route, or one of its models, is out of service, and since when (wall clock)."""
+
+    reason: str
+    since: float
+    until: float | None = None  # trio clock; None: until the configuration changes
+
+
 @dataclass
 class RouteTable:
     routes: tuple[Route, ...]
     breakers: dict[str, CircuitBreaker]
+    # (route id, model) -> why that route cannot serve that model (retired, unknown, not listed)
+    unavailable_models: dict[tuple[str, str], Mark] = field(default_factory=dict)
+    # route id -> why its key is rejected; the route rests until the mark's `until`
+    rejected_keys: dict[str, Mark] = field(default_factory=dict)
     _turn: dict[str | None, int] = field(default_factory=dict)
 
     @classmethod
@@ -57,3 +72,7 @@ class RouteTable:
 
     def breaker(self, route: Route) -> CircuitBreaker:
         return self.breakers[route.id]
+
+    def key_rejected(self, route: Route, now: float) -> bool:
+        mark = self.rejected_keys.get(route.id)
+        return mark is not None and (mark.until is None or now < mark.until)

@@ -3,11 +3,11 @@ requests out; Gemini answers, whole or streamed, back into OpenAI's format.
 
 Every module but `adapter` is pure translation: no sockets, and the clock and id sources are
 parameters so tests are deterministic. One job each: `contents` (messages), `schema` (JSON
-Schema), `request` (the rest of the request), `response`, `stream`, `errors`.
+Schema), `request` (the rest of the request), `response`, `stream`. What its errors mean is in
+providers/profiles/gemini.py.
 """
 
 from llmgw.providers.gemini.adapter import GeminiAdapter, gemini_url, new_completion_id
-from llmgw.providers.gemini.errors import retry_delay_seconds, translate_error
 from llmgw.providers.gemini.request import to_gemini_request
 from llmgw.providers.gemini.response import (
     finish_reason,
@@ -27,8 +27,6 @@ __all__ = [
     "new_call_id",
     "new_completion_id",
     "openai_usage",
-    "retry_delay_seconds",
     "to_gemini_request",
     "to_gemini_schema",
-    "translate_error",
 ]

@@ -19,11 +19,11 @@ from llmgw.providers.base import (
     Usage,
 )
 from llmgw.providers.catalog import ProviderConfig
-from llmgw.providers.gemini.errors import retry_delay_seconds, translate_error
 from llmgw.providers.gemini.request import to_gemini_request
 from llmgw.providers.gemini.response import IdSource, from_gemini_response, load_payload
 from llmgw.providers.gemini.stream import GeminiStream
 from llmgw.providers.jsonwire import JSONObject
+from llmgw.providers.parameters import adapt_request
 
 
 def new_completion_id() -> str:
@@ -58,6 +58,8 @@ class GeminiAdapter:
     def build_call(
         self, provider: ProviderConfig, key: str, request: ChatRequest, model: str, request_id: str
     ) -> UpstreamCall:
+        parameters = provider.info.profile.parameters
+        adapted = adapt_request(parameters, provider.name, model, request.body)
         return UpstreamCall(
             url=gemini_url(provider.base_url, model, stream=request.stream),
             headers={
@@ -66,7 +68,8 @@ class GeminiAdapter:
                 "accept": "text/event-stream" if request.stream else "application/json",
                 "x-request-id": request_id,
             },
-            content=_encode(to_gemini_request(request.body)),
+            content=_encode(to_gemini_request(adapted.body)),
+            dropped=adapted.dropped,
         )
 
     def translate_response(self, body: bytes, model: str) -> TranslatedResponse:
@@ -76,16 +79,12 @@ class GeminiAdapter:
             body=orjson.dumps(response), usage=Usage.from_openai(response.get("usage"))
         )
 
-    def stream_translator(self, request: ChatRequest, model: str) -> StreamTranslator:
+    def stream_translator(
+        self, provider: ProviderConfig, request: ChatRequest, model: str
+    ) -> StreamTranslator:
         return GeminiStream(
             model,
             include_usage=request.include_usage,
             completion_id=self._completion_id(),
             created=int(self._clock()),
         )
-
-    def translate_error(self, status: int, body: bytes) -> bytes:
-        return translate_error(status, body)
-
-    def retry_delay(self, body: bytes) -> float | None:
-        return retry_delay_seconds(body)

@@ -36,6 +36,8 @@ def _response(answer: Answer) -> Response:
         "x-provider": answer.provider,
         "x-response-time-ms": str(round(answer.response_time_ms)),
     }
+    if answer.dropped:
+        headers["x-dropped-params"] = ", ".join(answer.dropped)
     if answer.stream is None:
         headers["content-type"] = "application/json"
         return Response(answer.body, status=answer.status, headers=headers)

@@ -1,4 +1,4 @@
-"""Reading a provider's rate-limit verdict from response headers. Pure: the clocks are passed in."""
+"""Reading a provider's rate-limit verdict from its response headers. Pure: clocks passed in."""
 
 from __future__ import annotations
 

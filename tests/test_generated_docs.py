@@ -1,4 +1,5 @@
-"""Each setting is declared once (config.py); its documentation is rendered from there."""
+"""Documentation rendered from the code: each setting is declared once (config.py), each
+provider's behaviour in its profile; the committed files must be what those render."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from llmgw.config import Settings, load_settings, variables
+from llmgw.provider_docs import with_provider_section
 from llmgw.settings_docs import env_example, with_readme_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,13 +19,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_the_committed_env_example_is_what_the_declarations_render() -> None:
     assert (ROOT / ".env.example").read_text() == env_example(), (
-        "stale: run `python scripts/settings-docs`"
+        "stale: run `python scripts/generate-docs`"
     )
 
 
 def test_the_readme_table_is_what_the_declarations_render() -> None:
     readme = (ROOT / "README.md").read_text()
-    assert with_readme_table(readme) == readme, "stale: run `python scripts/settings-docs`"
+    assert with_readme_table(readme) == readme, "stale: run `python scripts/generate-docs`"
+
+
+def test_the_readme_provider_section_is_what_the_profiles_render() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert with_provider_section(readme) == readme, "stale: run `python scripts/generate-docs`"
 
 
 def test_the_env_example_as_given_gives_the_defaults() -> None:
@@ -39,7 +46,7 @@ def test_every_setting_but_the_providers_is_one_declared_variable() -> None:
 
 def test_the_script_finds_nothing_stale() -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "settings-docs"), "--check"],
+        [sys.executable, str(ROOT / "scripts" / "generate-docs"), "--check"],
         capture_output=True,
         text=True,
         check=False,

@@ -1,0 +1,28 @@
+"""What llmgw knows about each provider beyond its wire format: how it says what went wrong
+(an error table), which request parameters it accepts (a parameter table), and how it reports
+usage on a stream. One module a provider; each table row names its source."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from llmgw.providers.errors import Rule
+from llmgw.providers.parameters import ParamRule
+
+
+class StreamUsage(enum.Enum):
+    """How a provider reports token usage on a stream."""
+
+    ON_REQUEST = "on_request"  # only with stream_options.include_usage: the gateway asks for it
+    ALWAYS = "always"  # in every stream, asked or not (asking may even be refused)
+
+
+@dataclass(frozen=True)
+class Profile:
+    errors: tuple[Rule, ...]
+    parameters: tuple[ParamRule, ...]
+    stream_usage: StreamUsage
+    # Private history fields (Gemini's thought signatures, reasoning text) are removed before a
+    # request reaches an OpenAI-compatible provider; Gemini's own adapter reads them instead.
+    strips_private_history: bool = True
