@@ -7,6 +7,7 @@ The fake's Gemini mode refuses what the real API refuses (unknown fields, enum o
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -430,3 +431,28 @@ async def test_a_tool_round_trip_looks_the_same_whichever_provider_answers(
     assert {chunk.object for chunk in chunks} == {"chat.completion.chunk"}
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "tok0 tok1 tok2 "
     assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+async def test_the_sdks_stream_helper_sees_a_streamed_tool_call_end(
+    start_fake: FakeStarter,
+) -> None:
+    # The OpenAI SDKs' stream helpers close a tool call's arguments only on a chunk whose delta
+    # is empty and whose finish_reason is set: Gemini's finish comes in such a chunk of its own.
+    gemini = await start_fake("gemini", Behaviour(tool_call=PARIS))
+    async with (
+        sdk(gemini=gemini) as (client, _),
+        client.chat.completions.stream(
+            model="auto", messages=MESSAGES, tools=[WEATHER_TOOL]
+        ) as stream,
+    ):
+        done = [
+            event async for event in stream if event.type == "tool_calls.function.arguments.done"
+        ]
+        final = await stream.get_final_completion()
+    (arguments,) = done
+    assert arguments.name == "weather"
+    assert json.loads(arguments.arguments) == {"city": "Paris"}
+    choice = final.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.logprobs is None
+    assert choice.message.refusal is None

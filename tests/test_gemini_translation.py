@@ -22,6 +22,7 @@ from llmgw.providers.gemini import (
     to_gemini_schema,
 )
 from llmgw.providers.gemini.schema import MAX_SCHEMA_DEPTH
+from tests.support.fake_gemini import _schema_problem as fake_schema_problem
 from tests.support.fake_gemini import request_problem
 
 JSON = dict[str, Any]
@@ -603,6 +604,9 @@ def self_multiplying_schema(levels: int) -> JSON:
     return {"$defs": defs, "$ref": "#/$defs/D0"}
 
 
+UNUSED = {"type": "STRING", "description": "Not used: leave it out.", "nullable": True}
+
+
 @pytest.mark.parametrize(
     ("schema", "expected"),
     [
@@ -800,8 +804,8 @@ def self_multiplying_schema(levels: int) -> JSON:
         ),
         pytest.param(
             {"allOf": [{"required": ["a"]}, {"required": "b"}]},
-            {"required": ["a"]},
-            id="a-broken-required-in-all-of-is-ignored",
+            {},
+            id="a-broken-required-in-all-of-is-ignored-and-names-nothing-defined",
         ),
         pytest.param({"enum": "x", "type": "string"}, {"type": "STRING"}, id="a-broken-enum-goes"),
         pytest.param(
@@ -853,10 +857,40 @@ def self_multiplying_schema(levels: int) -> JSON:
             {"description": "mine", "type": "STRING"},
             id="a-referenced-all-of-keeps-the-own-description",
         ),
+        pytest.param(
+            {"type": "object", "properties": {"tags": {"type": "object", "properties": {}}}},
+            {
+                "type": "OBJECT",
+                "properties": {"tags": {"type": "OBJECT", "properties": {"_unused": UNUSED}}},
+            },
+            id="an-object-without-properties-gets-a-placeholder",
+        ),
+        pytest.param(
+            {"type": ["object", "null"]},
+            {"type": "OBJECT", "properties": {"_unused": UNUSED}, "nullable": True},
+            id="a-nullable-object-too",
+        ),
+        pytest.param(
+            {"type": ["object", "string"]},
+            {"anyOf": [{"type": "OBJECT", "properties": {"_unused": UNUSED}}, {"type": "STRING"}]},
+            id="an-object-branch-of-a-type-union-too",
+        ),
+        pytest.param(
+            {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a", "b"]},
+            {"type": "OBJECT", "properties": {"a": {"type": "STRING"}}, "required": ["a"]},
+            id="required-names-only-defined-properties",
+        ),
+        pytest.param(
+            {"type": "object", "required": ["b"]},
+            {"type": "OBJECT", "properties": {"_unused": UNUSED}},
+            id="required-with-nothing-defined-goes",
+        ),
     ],
 )
 def test_json_schemas_are_cleaned_to_what_gemini_accepts(schema: JSON, expected: JSON) -> None:
     assert to_gemini_schema(schema, "p") == expected
+    # What comes out passes Gemini's own checks (the fake's, modelled on its 400s).
+    assert fake_schema_problem(expected, "p") is None
 
 
 @pytest.mark.parametrize(
@@ -1030,7 +1064,8 @@ def test_a_response_becomes_a_chat_completion() -> None:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": "Hello, world"},
+                "message": {"role": "assistant", "content": "Hello, world", "refusal": None},
+                "logprobs": None,
                 "finish_reason": "stop",
             }
         ],
@@ -1111,7 +1146,9 @@ def test_function_calls_become_tool_calls_with_fresh_ids() -> None:
                     "extra_content": {"google": {"thought_signature": "sig"}},
                 },
             ],
+            "refusal": None,
         },
+        "logprobs": None,
         "finish_reason": "tool_calls",
     }
 
@@ -1174,7 +1211,11 @@ def test_finish_reasons_map_to_openais(reason: Any, has_tool_calls: bool, expect
 
 def test_a_candidate_without_content_has_empty_content() -> None:
     response = from_gemini_response({"candidates": [{"finishReason": "SAFETY"}]}, "m", "i", 1)
-    assert response["choices"][0]["message"] == {"role": "assistant", "content": ""}
+    assert response["choices"][0]["message"] == {
+        "role": "assistant",
+        "content": "",
+        "refusal": None,
+    }
     assert response["choices"][0]["finish_reason"] == "content_filter"
 
 
@@ -1190,7 +1231,8 @@ def test_a_blocked_prompt_is_one_empty_content_filtered_choice() -> None:
     assert response["choices"] == [
         {
             "index": 0,
-            "message": {"role": "assistant", "content": ""},
+            "message": {"role": "assistant", "content": "", "refusal": None},
+            "logprobs": None,
             "finish_reason": "content_filter",
         }
     ]
@@ -1295,6 +1337,11 @@ def decode(out: bytes) -> list[Any]:
     return [b[6:].decode() if b == b"data: [DONE]" else orjson.loads(b[6:]) for b in blocks]
 
 
+def choice(delta: JSON, finish: str | None = None, index: int = 0) -> JSON:
+    """One choice of a chunk as OpenAI streams it."""
+    return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+
+
 def run(data: bytes, translator: GeminiStream | None = None) -> tuple[list[Any], GeminiStream]:
     translator = translator or stream()
     out = translator.feed(data) + translator.end()
@@ -1315,23 +1362,12 @@ def test_a_stream_becomes_chunks_then_usage_then_done() -> None:
         "type": "function",
         "function": {"name": "f", "arguments": '{"a":1}'},
     }
+    start = {"role": "assistant", "content": "", "refusal": None}
     assert chunks == [
-        {
-            **header,
-            "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}],
-        },
-        {**header, "choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}]},
-        {
-            **header,
-            "choices": [
-                {
-                    "index": 0,
-                    "delta": {"content": "lo", "tool_calls": [tool_call]},
-                    "finish_reason": None,
-                }
-            ],
-        },
-        {**header, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+        {**header, "choices": [choice(start)]},
+        {**header, "choices": [choice({"content": "Hel"})]},
+        {**header, "choices": [choice({"content": "lo", "tool_calls": [tool_call]})]},
+        {**header, "choices": [choice({}, "tool_calls")]},
         {**header, "choices": [], "usage": openai_usage(USAGE)},
         "[DONE]",
     ]
@@ -1392,13 +1428,12 @@ def test_chunks_are_forwarded_as_soon_as_their_event_is_complete() -> None:
     assert decode(translator.feed(first[-1:]))[0]["choices"][0]["delta"] == {
         "role": "assistant",
         "content": "a",
+        "refusal": None,
     }
     assert translator.events == 1
-    assert decode(translator.feed(rest))[0]["choices"][0] == {
-        "index": 0,
-        "delta": {"content": "b"},
-        "finish_reason": "stop",
-    }
+    content, finish = decode(translator.feed(rest))
+    assert content["choices"] == [choice({"content": "b"})]
+    assert finish["choices"] == [choice({}, "stop")], "the finish reason in a chunk of its own"
 
 
 def test_tool_calls_across_events_get_increasing_indexes() -> None:
@@ -1414,7 +1449,7 @@ def test_tool_calls_across_events_get_increasing_indexes() -> None:
         [(1, "call_2", "b"), (2, "call_3", "c")],
         [],
     ]
-    assert chunks[2]["choices"][0]["finish_reason"] == "tool_calls"
+    assert chunks[2]["choices"] == [choice({}, "tool_calls")]
 
 
 @pytest.mark.parametrize(
@@ -1423,7 +1458,8 @@ def test_tool_calls_across_events_get_increasing_indexes() -> None:
 )
 def test_the_finishing_event_carries_the_finish_reason(reason: str, expected: str) -> None:
     chunks, _ = run(sse(event({"text": "a"}, reason=reason)))
-    assert chunks[0]["choices"][0]["finish_reason"] == expected
+    assert chunks[0]["choices"][0]["finish_reason"] is None
+    assert chunks[1]["choices"] == [choice({}, expected)]
 
 
 def test_several_candidates_each_get_the_role_once() -> None:
@@ -1436,17 +1472,15 @@ def test_several_candidates_each_get_the_role_once() -> None:
             ]
         }
 
-    chunks, _ = run(sse(two("a", "b"), two("c", "d", "STOP")))
-    assert [c["choices"] for c in chunks[:2]] == [
-        [
-            {"index": 0, "delta": {"role": "assistant", "content": "a"}, "finish_reason": None},
-            {"index": 1, "delta": {"role": "assistant", "content": "b"}, "finish_reason": None},
-        ],
-        [
-            {"index": 0, "delta": {"content": "c"}, "finish_reason": "stop"},
-            {"index": 1, "delta": {"content": "d"}, "finish_reason": "stop"},
-        ],
+    chunks, _ = run(sse(two("a", "b"), two("c", "d", "STOP"), two("e", "f", "STOP")))
+    role = {"role": "assistant", "refusal": None}
+    assert [c["choices"] for c in chunks[:3]] == [
+        [choice({**role, "content": "a"}), choice({**role, "content": "b"}, index=1)],
+        [choice({"content": "c"}), choice({"content": "d"}, index=1)],
+        [choice({}, "stop"), choice({}, "stop", index=1)],
     ]
+    after = [c for c in chunks[3:] if isinstance(c, dict) and c["choices"]]
+    assert after == [], "one finish reason a choice; nothing after it"
 
 
 def test_events_with_nothing_new_send_nothing_but_are_counted() -> None:
@@ -1462,12 +1496,9 @@ def test_events_with_nothing_new_send_nothing_but_are_counted() -> None:
 def test_a_blocked_prompt_streams_one_content_filtered_chunk() -> None:
     blocked = {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": USAGE}
     chunks, translator = run(sse(blocked))
-    assert chunks[0]["choices"] == [
-        {
-            "index": 0,
-            "delta": {"role": "assistant", "content": ""},
-            "finish_reason": "content_filter",
-        }
+    assert [c["choices"] for c in chunks[:2]] == [
+        [choice({"role": "assistant", "content": "", "refusal": None})],
+        [choice({}, "content_filter")],
     ]
     assert chunks[-1] == "[DONE]"
     assert translator.events == 1
@@ -1476,7 +1507,7 @@ def test_a_blocked_prompt_streams_one_content_filtered_chunk() -> None:
 def test_a_last_event_without_its_blank_line_still_counts() -> None:
     data = sse(event({"text": "a"}), event({"text": "b"}, reason="STOP")).rstrip()
     chunks, _ = run(data)
-    assert chunks[1]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[2]["choices"] == [choice({}, "stop")]
 
 
 @pytest.mark.parametrize(

@@ -274,6 +274,13 @@ def _schema_problem(schema: Any, where: str) -> str | None:
         return f"* {where}.format: only 'enum' and 'date-time' are supported for STRING type"
     if "properties" in schema and kind != "OBJECT":
         return f"* {where}.properties: only allowed for OBJECT type"
+    properties = schema.get("properties")
+    if kind == "OBJECT" and not properties:  # browser-use/browser-use#7 (2024-12-11)
+        return f"* {where}.properties: should be non-empty for OBJECT type"
+    for index, name in enumerate(schema.get("required") or []):
+        if not isinstance(properties, dict) or name not in properties:
+            # iBUHub/AIStudioToAPI#154 (2026-05-05)
+            return f"* {where}.required[{index}]: property is not defined"
     children = [(f"{where}.items", schema["items"])] if "items" in schema else []
     properties = schema.get("properties")
     if isinstance(properties, dict):

@@ -8,7 +8,7 @@ from typing import Any
 
 from llmgw.errors import InvalidRequest
 from llmgw.providers.gemini.contents import to_gemini_contents
-from llmgw.providers.gemini.schema import to_gemini_schema
+from llmgw.providers.gemini.schema import PLACEHOLDER_PROPERTY, to_gemini_schema
 from llmgw.providers.jsonwire import JSONObject
 
 # Parameters that change what the answer means; dropping them silently would lie to the client.
@@ -86,8 +86,9 @@ def _declaration(tool: Any, where: str) -> JSONObject:
         declaration["description"] = function["description"]
     if function.get("parameters") is not None:
         schema = to_gemini_schema(function["parameters"], f"{where}.function.parameters")
-        # Gemini refuses an OBJECT without properties; a function without parameters is the same.
-        if schema.get("type") != "OBJECT" or schema.get("properties"):
+        # A function whose parameters are an object without properties takes none: Gemini says
+        # that by leaving `parameters` out (it refuses an OBJECT without properties).
+        if schema.get("type") != "OBJECT" or set(schema["properties"]) != {PLACEHOLDER_PROPERTY}:
             declaration["parameters"] = schema
     return declaration
 

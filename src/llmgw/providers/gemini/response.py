@@ -84,8 +84,10 @@ def from_gemini_response(
     if candidates:
         choices = [_choice(candidate, i, call_id) for i, candidate in enumerate(candidates)]
     elif prompt_blocked(payload):
-        message = {"role": "assistant", "content": ""}
-        choices = [{"index": 0, "message": message, "finish_reason": "content_filter"}]
+        message = {"role": "assistant", "content": "", "refusal": None}
+        choices = [
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": "content_filter"}
+        ]
     else:
         raise UpstreamProtocolError("the provider's response has no candidates")
     response: JSONObject = {
@@ -103,12 +105,17 @@ def from_gemini_response(
 
 def _choice(candidate: Any, position: int, call_id: IdSource) -> JSONObject:
     text, calls = read_parts(candidate, call_id)
-    message: JSONObject = {"role": "assistant", "content": None if calls and not text else text}
+    message: JSONObject = {
+        "role": "assistant",
+        "content": None if calls and not text else text,
+        "refusal": None,
+    }
     if calls:
         message["tool_calls"] = calls
     return {
         "index": candidate_index(candidate, position),
         "message": message,
+        "logprobs": None,
         "finish_reason": finish_reason(candidate.get("finishReason"), bool(calls)),
     }
 

@@ -3,7 +3,8 @@ structured output.
 
 Gemini refuses, with a 400 for the whole request, schemas that JSON Schema allows: unknown
 keywords (`additionalProperties`, `$schema`, ...), `enum` on anything but a STRING, string
-formats other than `enum` and `date-time`. So what it cannot take is reshaped or left out here.
+formats other than `enum` and `date-time`, an OBJECT without properties, `required` naming a
+property the object does not define. So what it cannot take is reshaped or left out here.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class _SchemaCleaner:
         _place_type_keywords(out)
         self.apply_enum(out, members)
         _drop_unsupported_format(out)
+        _fill_object(out)
         return out
 
     def apply_enum(self, schema: JSONObject, members: Any) -> None:
@@ -175,6 +177,36 @@ def _place_type_keywords(schema: JSONObject) -> None:
             if moved and branch.get("type") == kind:
                 for key, value in moved.items():
                     branch.setdefault(key, value)
+
+
+# The one property an OBJECT gets when it has none of its own (a free-form object in JSON
+# Schema), as Google's own tools do, since Gemini refuses it otherwise.
+PLACEHOLDER_PROPERTY = "_unused"
+_PLACEHOLDER = {"type": "STRING", "description": "Not used: leave it out.", "nullable": True}
+
+
+def _fill_object(schema: JSONObject) -> None:
+    """Gemini refuses an OBJECT whose `properties` are missing or empty ("properties: should be
+    non-empty for OBJECT type", browser-use/browser-use#7), and `required` naming a property the
+    object does not define ("required[0]: property is not defined", iBUHub/AIStudioToAPI#154).
+    Branches of a type union (`"type": ["object", "null"]`) are objects too."""
+    for branch in schema.get("anyOf") or []:
+        if isinstance(branch, dict):
+            _fill_object(branch)
+    properties = schema.get("properties")
+    if schema.get("type") != "OBJECT":
+        if "required" in schema and not properties:
+            del schema["required"]  # names nothing it defines
+        return
+    if not isinstance(properties, dict) or not properties:
+        schema["properties"] = properties = {PLACEHOLDER_PROPERTY: dict(_PLACEHOLDER)}
+    required = schema.get("required")
+    if isinstance(required, list):
+        kept = [name for name in required if name in properties]
+        if kept:
+            schema["required"] = kept
+        else:
+            del schema["required"]
 
 
 def _drop_unsupported_format(schema: JSONObject) -> None:

@@ -44,6 +44,7 @@ class GeminiStream(StreamTranslator):
         self._created = created
         self._call_id = call_id
         self._started: set[int] = set()  # choices whose first chunk, with the role, went out
+        self._ended: set[int] = set()  # choices whose finish reason went out
         self._tool_calls: dict[int, int] = {}  # choice index -> tool calls sent so far
         self._finished = False
         self._openai_usage: JSONObject | None = None
@@ -80,16 +81,33 @@ class GeminiStream(StreamTranslator):
         if not candidates and prompt_blocked(payload):
             self._finished = True
             self._started.add(0)
-            delta = {"role": "assistant", "content": ""}
-            return self._chunk([{"index": 0, "delta": delta, "finish_reason": "content_filter"}])
-        deltas = [self._choice_delta(c, i) for i, c in enumerate(candidates)]
-        choices = [delta for delta in deltas if delta is not None]
-        return self._chunk(choices) if choices else b""
+            self._ended.add(0)
+            delta = {"role": "assistant", "content": "", "refusal": None}
+            return self._chunk([_choice(0, delta, None)]) + self._chunk(
+                [_choice(0, {}, "content_filter")]
+            )
+        contents, finishes = [], []
+        for position, candidate in enumerate(candidates):
+            content, finish = self._choice_deltas(candidate, position)
+            contents += [content] if content is not None else []
+            finishes += [finish] if finish is not None else []
+        # The finish reason comes in a chunk of its own, with an empty delta, as OpenAI sends
+        # it: the SDKs' stream helpers end a tool call's arguments only on that chunk.
+        return (self._chunk(contents) if contents else b"") + (
+            self._chunk(finishes) if finishes else b""
+        )
 
-    def _choice_delta(self, candidate: Any, position: int) -> JSONObject | None:
+    def _choice_deltas(
+        self, candidate: Any, position: int
+    ) -> tuple[JSONObject | None, JSONObject | None]:
+        """This event's news for one choice: its content, and its finish (once a choice)."""
         text, calls = read_parts(candidate, self._call_id)
         index = candidate_index(candidate, position)
-        delta: JSONObject = {} if index in self._started else {"role": "assistant"}
+        if index in self._ended:
+            return None, None  # one finish reason a choice: anything after it is not news
+        delta: JSONObject = {}
+        if index not in self._started:
+            delta = {"role": "assistant", "content": "", "refusal": None}
         if text:
             delta["content"] = text
         if calls:
@@ -97,12 +115,15 @@ class GeminiStream(StreamTranslator):
             delta["tool_calls"] = [{"index": sent + i, **call} for i, call in enumerate(calls)]
             self._tool_calls[index] = sent + len(calls)
         reason = candidate.get("finishReason")
-        finish = finish_reason(reason, index in self._tool_calls) if reason else None
-        self._finished = self._finished or finish is not None
-        if not delta and finish is None:
-            return None  # nothing new for this choice: a usage-only event, say
+        finish = None
+        if reason:
+            self._finished = True
+            self._ended.add(index)
+            finish = _choice(index, {}, finish_reason(reason, index in self._tool_calls))
+        if not delta:
+            return None, finish  # nothing new for this choice but its end (or a usage event)
         self._started.add(index)
-        return {"index": index, "delta": delta, "finish_reason": finish}
+        return _choice(index, delta, None), finish
 
     def _chunk(self, choices: list[JSONObject], **extra: Any) -> bytes:
         chunk = {
@@ -114,3 +135,7 @@ class GeminiStream(StreamTranslator):
             **extra,
         }
         return encode_event(orjson.dumps(chunk))
+
+
+def _choice(index: int, delta: JSONObject, finish: str | None) -> JSONObject:
+    return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
