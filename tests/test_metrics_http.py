@@ -64,6 +64,7 @@ async def test_stats_are_exact_for_a_mixed_run_and_survive_a_restart(
             "consecutive_failures": 1,  # the 500 before the failover
             "key_rejected": None,
             "unavailable_models": {},
+            "unlisted_models": [],
         }
         assert "test-key" not in (await gw.client.get("/stats")).text
         assert fakes[0].requests

@@ -240,7 +240,7 @@ async def test_marked_keys_and_models_show_in_stats_the_dashboard_and_metrics(
     assert 'llmgw_route_key_rejected{provider="gemini",route="gemini#1"} 1.0' in metrics
     assert (
         'llmgw_route_model_unavailable{model="openai/gpt-oss-120b",provider="groq",'
-        'route="groq#1"} 1.0'
+        'route="groq#1",source="error"} 1.0'
     ) in metrics
 
 

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import pytest
 
 from llmgw.config import load_settings
-from llmgw.errors import AllRoutesRateLimited, InvalidRequest, NoRouteAvailable
+from llmgw.errors import AllRoutesRateLimited, InvalidRequest, NoRouteAvailable, ProviderRefusal
 from llmgw.metrics.events import AttemptEvent, RequestEvents
 from llmgw.providers.ratelimit import MAX_REST_SECONDS
 from llmgw.routing.breaker import CircuitState, Permit
 from llmgw.routing.failover import EFFECTS, Effect, Outcome, Ticket, Verdict, Walk
-from llmgw.routing.table import RouteTable
+from llmgw.routing.table import Mark, RouteTable
 from tests.support.gateway import RecordingSink
 
 DEADLINE = 300.0
@@ -38,7 +38,7 @@ def play(
 ) -> tuple[list[str], Walk]:
     """One request: each route it tries ends with the next outcome (and rests if told to).
     Returns the routes tried, in order, and the walk."""
-    w = walk(routes)
+    w = walk(routes, now + DEADLINE)
     tried = []
     for index, outcome in enumerate(outcomes):
         ticket = w.next(now)
@@ -284,3 +284,79 @@ def test_the_last_failed_attempt_of_a_request_that_gives_up_is_final() -> None:
     events.close()
     events.close()
     assert [(e.route, e.final) for e in sink.events] == [("a", False), ("b", True)]
+
+
+def test_a_rejected_key_keeps_its_route_out_until_its_mark_ends() -> None:
+    routes = table("groq", "cerebras")
+    w = walk(routes)
+    ticket = w.next(0.0)
+    assert ticket is not None
+    w.reject_key(ticket, "invalid API key", now=0.0, wall_now=1e9)
+    w.settle(ticket, Outcome.AUTH_ERROR, 0.0)
+    assert routes.breakers["groq#1"].failures == 0, "no circuit: the mark does it"
+    assert play(routes, 10.0, Outcome.SUCCESS)[0] == ["cerebras#1"]
+    assert play(routes, 3600.0, Outcome.SUCCESS)[0] == ["groq#1"], "an hour later it is tried"
+
+
+def test_a_lost_model_keeps_that_model_off_its_route_and_only_that_one() -> None:
+    routes = table("groq", "cerebras")
+    w = walk(routes)
+    ticket = w.next(0.0)
+    assert ticket is not None
+    assert w.lose_model(ticket, "decommissioned", wall_now=1e9)
+    assert not w.lose_model(ticket, "decommissioned", wall_now=1e9), "news once"
+    assert play(routes, 0.0, Outcome.SUCCESS)[0] == ["cerebras#1"]
+    pinned = Walk(routes, routes.routes, DEADLINE, pinned_model="other-model")
+    served = pinned.next(0.0)
+    assert served is not None
+    assert served.route.id == "groq#1", "another model on the same route is served"
+
+
+def test_a_pinned_model_lost_on_every_route_is_the_clients_404() -> None:
+    routes = table("groq")
+    w = Walk(routes, routes.routes, DEADLINE, pinned_model="nope")
+    ticket = w.next(0.0)
+    assert ticket is not None
+    w.lose_model(ticket, "The model `nope` does not exist", wall_now=1e9)
+    again = Walk(routes, routes.routes, DEADLINE, pinned_model="nope")
+    assert again.next(0.0) is None
+    error = again.give_up(0.0)
+    assert (error.status, error.code, error.param) == (404, "model_not_found", "model")
+    assert "does not exist" in error.message
+    assert "retry-after" not in error.headers
+
+
+def test_a_mark_that_only_informs_keeps_the_route_in_service() -> None:
+    routes = table("groq")
+    model = routes.routes[0].provider.model
+    routes.unavailable_models["groq#1", model] = Mark("not listed", 1e9, blocking=False)
+    assert play(routes, 0.0, Outcome.SUCCESS)[0] == ["groq#1"]
+    ticket = walk(routes).next(0.0)
+    assert ticket is not None
+    assert walk(routes).lose_model(ticket, "decommissioned", wall_now=1e9), "an error outranks it"
+    assert routes.unavailable_models["groq#1", model].blocking
+
+
+def test_a_request_every_route_refuses_gets_the_first_refusal() -> None:
+    routes = table("groq", "cerebras")
+    too_large = ProviderRefusal(413, "Request too large", "invalid_request_error")
+    w = walk(routes)
+    for refusal in (too_large, ProviderRefusal(400, "property unsupported", "x")):
+        ticket = w.next(0.0)
+        assert ticket is not None
+        w.settle(ticket, Outcome.NOT_SUPPORTED, 0.0, refusal)
+    assert w.next(0.0) is None
+    assert w.give_up(0.0) is too_large
+    assert routes.breakers["groq#1"].failures == 0
+
+
+def test_a_refusal_and_a_failure_give_503_the_request_may_succeed_later() -> None:
+    routes = table("groq", "cerebras")
+    w = walk(routes)
+    first = w.next(0.0)
+    assert first is not None
+    w.settle(first, Outcome.NOT_SUPPORTED, 0.0, ProviderRefusal(413, "too large", "x"))
+    second = w.next(0.0)
+    assert second is not None
+    w.settle(second, Outcome.UPSTREAM_ERROR, 0.0)
+    assert w.give_up(0.0).status == 503

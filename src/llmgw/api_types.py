@@ -221,7 +221,16 @@ class RouteCircuit(Struct):
         Annotated[
             dict[str, str],
             Meta(
-                description="The models this route cannot serve (retired, unknown, not listed), each with why."
+                description="The models this route cannot serve (retired, unknown), each with why; out of service for them."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    unlisted_models: (
+        Annotated[
+            list[str],
+            Meta(
+                description="Configured models the provider's model list does not offer (informs; the route stays in service)."
             ),
         ]
         | UnsetType

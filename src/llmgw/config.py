@@ -63,6 +63,10 @@ def _seconds(raw: str) -> float:
     return value
 
 
+def _seconds_or_zero(raw: str) -> float:
+    return 0.0 if float(raw) == 0 else _seconds(raw)
+
+
 def _bool(raw: str) -> bool:
     lowered = raw.lower()
     if lowered in _TRUE:
@@ -193,6 +197,11 @@ class Settings:
     request_deadline_seconds: float = setting(
         "REQUEST_DEADLINE_SECONDS", 300.0, _seconds, _SECONDS,
         "The whole request, across all attempts and the whole stream.", ROUTING,
+    )  # fmt: skip
+    model_check_interval_seconds: float = setting(
+        "MODEL_CHECK_INTERVAL_SECONDS", 21600.0, _seconds_or_zero, "a number of seconds >= 0",
+        "How often each key lists its provider's models, to flag a configured model that is not "
+        "offered and a rejected key (also at start-up). 0: never (air-gapped use).", ROUTING,
     )  # fmt: skip
     gateway_api_keys: tuple[str, ...] = setting(
         "GATEWAY_API_KEYS", (), _key_list, _KEYS,

@@ -14,6 +14,7 @@ import trio
 
 from llmgw import __version__
 from llmgw.config import Settings
+from llmgw.live_models import ModelCheck
 from llmgw.logs import Redactor
 from llmgw.metrics.events import AttemptEvent, MetricsSink
 from llmgw.metrics.writer import MetricsWriter
@@ -36,6 +37,7 @@ class Gateway:
     proxy: Proxy
     metrics: MetricsWriter
     enabled_providers: frozenset[str]
+    model_check: ModelCheck | None  # None when MODEL_CHECK_INTERVAL_SECONDS is 0
 
     @property
     def dropped_events(self) -> int:
@@ -75,8 +77,12 @@ class Gateway:
                 log_bodies=settings.log_llm_response_details,
                 redact=Redactor(settings.secrets),
             )
+            check = None
+            if settings.model_check_interval_seconds > 0 and table.routes:
+                check = ModelCheck(client, table)
+                nursery.start_soon(check.run, settings.model_check_interval_seconds)
             enabled = frozenset(provider.name for provider in settings.providers)
-            yield cls(settings, table, adapters, proxy, writer, enabled)
+            yield cls(settings, table, adapters, proxy, writer, enabled, check)
 
 
 def _upstream_client(settings: Settings) -> httpx.AsyncClient:

@@ -53,7 +53,9 @@ class RunningGateway:
 @asynccontextmanager
 async def running_gateway(env: Mapping[str, str]) -> AsyncIterator[RunningGateway]:
     scratch = tempfile.mkdtemp(prefix="llmgw-test-")
-    settings = load_settings({"PORT": "0", "METRICS_DB_PATH": f"{scratch}/metrics.db", **env})
+    # No model check unless a test asks: it would send fakes requests a test does not expect.
+    quiet = {"PORT": "0", "METRICS_DB_PATH": f"{scratch}/metrics.db"}
+    settings = load_settings({**quiet, "MODEL_CHECK_INTERVAL_SECONDS": "0", **env})
     app = create_app(settings)
     config = hypercorn_config(settings)
     config.accesslog = None

@@ -105,7 +105,8 @@ async def gateway_process(
         # COVERAGE_*: the test suite measures the child process too.
         if k in ("PATH", "HOME", "LANG", "PYTHONPATH") or k.startswith("COVERAGE_")
     }
-    full_env = {**keep, "PORT": str(port), **env}
+    # No model check unless asked for: it would send fakes requests a test does not expect.
+    full_env = {**keep, "PORT": str(port), "MODEL_CHECK_INTERVAL_SECONDS": "0", **env}
     output = bytearray()
     async with trio.open_nursery() as nursery:
         process = await trio.lowlevel.open_process(

@@ -22,6 +22,7 @@ class RouteCircuit:
     consecutive_failures: int
     key_rejected: str | None = None  # why the key is rejected, while it keeps the route out
     unavailable_models: dict[str, str] = field(default_factory=dict)  # model -> why
+    unlisted_models: list[str] = field(default_factory=list)  # configured, not in the list
 
     @property
     def tripped(self) -> bool:
@@ -52,8 +53,13 @@ def route_circuits(table: RouteTable, monotonic_now: float, wall_now: float) -> 
                 unavailable_models={
                     model: mark.reason
                     for (route_id, model), mark in table.unavailable_models.items()
-                    if route_id == route.id
+                    if route_id == route.id and mark.blocking
                 },
+                unlisted_models=sorted(
+                    model
+                    for (route_id, model), mark in table.unavailable_models.items()
+                    if route_id == route.id and not mark.blocking
+                ),
             )
         )
     return circuits

@@ -82,13 +82,16 @@ class GatewayCollector(Collector):
         )
         unavailable = GaugeMetricFamily(
             "llmgw_route_model_unavailable",
-            "1 for each model a route cannot serve (retired, unknown, not listed).",
-            labels=["route", "provider", "model"],
+            "1 for each model a route cannot serve: retired or unknown (source=error, out of "
+            "service), or missing from the provider's model list (source=model_list).",
+            labels=["route", "provider", "model", "source"],
         )
         for route in self._circuits:
             rejected.add_metric([route.route, route.provider], 1.0 if route.key_rejected else 0.0)
             for model in sorted(route.unavailable_models):
-                unavailable.add_metric([route.route, route.provider, model], 1.0)
+                unavailable.add_metric([route.route, route.provider, model, "error"], 1.0)
+            for model in route.unlisted_models:
+                unavailable.add_metric([route.route, route.provider, model, "model_list"], 1.0)
         yield rejected
         yield unavailable
 

@@ -31,7 +31,7 @@ def health(provider: ProviderFigures, circuits: list[RouteCircuit]) -> str:
     rate = provider.success_rate
     if rate is not None and rate < 0.5:
         return "failing"
-    if any(_out_of_service(c) or c.unavailable_models for c in circuits) or (
+    if any(_out_of_service(c) or c.unavailable_models or c.unlisted_models for c in circuits) or (
         rate is not None and rate < 0.95
     ):
         return "degraded"
@@ -51,6 +51,7 @@ def _circuit(circuit: RouteCircuit) -> dict[str, Any]:
         "consecutive_failures": circuit.consecutive_failures,
         "key_rejected": circuit.key_rejected,
         "unavailable_models": circuit.unavailable_models,
+        "unlisted_models": circuit.unlisted_models,
     }
 
 

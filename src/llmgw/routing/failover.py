@@ -182,6 +182,8 @@ class Walk:
             model = self.model_for(route)
             breaker = self._table.breakers[route.id]
             lost = self._table.unavailable_models.get((route.id, model))
+            if lost is not None and not lost.blocking:
+                lost = None
             if lost is None and not self._table.key_rejected(route, now):
                 permit = breaker.try_acquire(now)
                 if permit is not None:
@@ -220,7 +222,8 @@ class Walk:
         """The route cannot serve the ticket's model (retired, unknown): it stays out of
         service for that model until the configuration changes. True if this is news."""
         key = (ticket.route.id, ticket.model)
-        if key in self._table.unavailable_models:
+        known = self._table.unavailable_models.get(key)
+        if known is not None and known.blocking:
             return False
         self._table.unavailable_models[key] = Mark(reason, wall_now)
         return True
@@ -279,7 +282,8 @@ class Walk:
         """When the first route that can serve this request's model comes back, if any can."""
         moments = []
         for route in self.routes:
-            if (route.id, self.model_for(route)) in self._table.unavailable_models:
+            lost = self._table.unavailable_models.get((route.id, self.model_for(route)))
+            if lost is not None and lost.blocking:
                 continue
             moment = self._table.breakers[route.id].available_at(now)
             key = self._table.rejected_keys.get(route.id)

@@ -31,6 +31,9 @@ class Mark:
     reason: str
     since: float
     until: float | None = None  # trio clock; None: until the configuration changes
+    # Out of service while the mark stands; a mark that only informs (a model missing from the
+    # provider's list, which lags and leaves out aliases) is not.
+    blocking: bool = True
 
 
 @dataclass
