@@ -21,7 +21,8 @@ ENV PATH=/opt/llmgw/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     HOST=0.0.0.0 \
     PORT=8080 \
-    METRICS_DB_PATH=/data/metrics.db
+    METRICS_DB_PATH=/data/metrics.db \
+    STATE_DB_PATH=/data/state.db
 RUN groupadd --system --gid 10001 llmgw \
     && useradd --system --uid 10001 --gid llmgw --home-dir /data --shell /usr/sbin/nologin llmgw \
     && mkdir /data \

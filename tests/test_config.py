@@ -111,7 +111,7 @@ def test_an_empty_key_leaves_the_provider_disabled() -> None:
         ("WORKERS", "0", "an integer 1-64"),
         ("CIRCUIT_FAILURE_THRESHOLD", "0", "an integer >= 1"),
         ("METRICS_RETENTION_DAYS", "-1", "an integer >= 1"),
-        ("FIXED_PROVIDER", "openai", "one of groq, cerebras, mistral, openrouter, gemini"),
+        ("FIXED_PROVIDER", "openai", "one of cerebras, gemini, groq, mistral, openrouter"),
         ("GROQ_BASE_URL", "ftp://example.com", "an http(s) URL"),
         ("GEMINI_BASE_URL", "not a url", "an http(s) URL"),
         ("CIRCUIT_COOLDOWN_BASE_SECONDS", "0", "a number of seconds > 0"),

@@ -413,7 +413,7 @@ async def test_the_request_deadline_is_not_charged_to_the_provider_answering(
     async with running_gateway(env) as gw:
         events = capture_events(gw)
         response = await gw.chat()
-        cerebras_breaker = gw.state.table.breakers["cerebras#1"]
+        cerebras_breaker = await gw.state.table.breaker("cerebras#1")
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "deadline_exceeded"
     assert [e.outcome for e in events] == ["upstream_error", "deadline_exceeded"]
@@ -431,7 +431,7 @@ async def test_a_stream_cut_by_the_deadline_is_not_charged_to_the_provider(
             "POST", "/v1/chat/completions", json={**HELLO, "stream": True}
         ) as response:
             body = await response.aread()
-        breaker = gw.state.table.breakers["groq#1"]
+        breaker = await gw.state.table.breaker("groq#1")
     assert b"the request deadline passed" in body
     assert [e.outcome for e in events] == ["deadline_exceeded"]
     assert breaker.failures == 0
@@ -445,7 +445,7 @@ async def test_a_large_client_error_still_goes_back_to_the_client(
     groq.default = Behaviour(status=422, body=echo)
     async with running_gateway(provider_env(groq=groq, cerebras=cerebras)) as gw:
         response = await gw.chat()
-        breaker = gw.state.table.breakers["groq#1"]
+        breaker = await gw.state.table.breaker("groq#1")
     assert response.status_code == 422
     assert response.json()["error"]["type"] == "invalid_request_error"
     assert len(cerebras.requests) == 0

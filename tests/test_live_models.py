@@ -3,11 +3,13 @@ a configured model that is not listed is flagged, a key the listing rejects is t
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from llmgw.config import load_settings
 from llmgw.live_models import NOT_LISTED, offered_models
 from tests.support import fake_gemini, fake_openai
 from tests.support.fake_provider import Behaviour, FakeProvider
@@ -127,3 +129,25 @@ async def test_a_listing_that_fails_otherwise_changes_nothing(start_fake: FakeSt
 
 def test_the_flag_says_why() -> None:
     assert "model list" in NOT_LISTED
+
+
+async def test_a_reload_checks_again_at_once_with_the_groups_models(
+    start_fake: FakeStarter, tmp_path: Path
+) -> None:
+    groq: FakeProvider = await start_fake("groq")
+    groq.models = ["openai/gpt-oss-120b"]
+    env = {**check_env(groq=groq), "MODEL_CHECK_INTERVAL_SECONDS": "3600"}
+    async with running_gateway(env) as gw:
+        state = await after_the_first_check(gw, "groq")
+        assert state["unlisted_models"] == []
+        config = tmp_path / "llmgw.yaml"
+        config.write_text(
+            f"providers:\n  groq: {{base_url: '{groq.base_url}/v1'}}\n"
+            "groups:\n  team: {members: [groq/openai/gpt-oss-120b, groq/qwen/qwen3.6-27b]}\n"
+        )
+        gw.state.reload(load_settings({**env, "CONFIG_PATH": str(config)}))
+        check = gw.state.model_check
+        assert check is not None
+        await eventually(lambda: check.rounds >= 2)  # not an hour later
+        (route,) = (await gw.client.get("/stats")).json()["providers"]["groq"]["circuits"]
+    assert route["unlisted_models"] == ["qwen/qwen3.6-27b"]

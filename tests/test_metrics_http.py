@@ -65,6 +65,7 @@ async def test_stats_are_exact_for_a_mixed_run_and_survive_a_restart(
             "key_rejected": None,
             "unavailable_models": {},
             "unlisted_models": [],
+            "quotas": [],  # FREE_TIER_LIMITS=false: none declared
         }
         assert "test-key" not in (await gw.client.get("/stats")).text
         assert fakes[0].requests

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,8 +16,9 @@ from llmgw.metrics.circuits import route_circuits
 from llmgw.metrics.events import AttemptEvent
 from llmgw.metrics.histogram import BOUNDS_MS, PROMETHEUS_BOUNDS_S, bucket_of, quantile
 from llmgw.metrics.queries import read_figures, read_timeline
-from llmgw.routing.breaker import Permit
+from llmgw.routing.breaker import CircuitBreaker, Permit
 from llmgw.routing.table import RouteTable
+from tests.support.routing import change_breaker
 
 NOW = 1_750_000_000.0  # a fixed wall-clock moment, so windows are deterministic
 
@@ -198,20 +199,21 @@ def test_bucket_percentiles_are_within_the_documented_precision(q: float) -> Non
     assert abs(estimate - exact) / exact <= 0.125
 
 
-def test_circuits_show_open_until_in_wall_clock_time() -> None:
+async def test_circuits_show_when_they_open_and_rest_in_wall_clock_time() -> None:
     settings = load_settings({"GROQ_API_KEY": "a,b", "MISTRAL_API_KEY": "c"})
     table = RouteTable.from_settings(settings)
-    monotonic_now, wall_now = 100.0, NOW
-    groq_1, groq_2, mistral_1 = table.routes
-    for _ in range(3):
-        table.breaker(groq_1).record_failure(monotonic_now, Permit.NORMAL)  # opens for 30 s
-    table.breaker(groq_2).block_until(monotonic_now + 60)  # rate-limited for 60 s
-    breaker = table.breaker(mistral_1)
-    for _ in range(3):
-        breaker.record_failure(
-            monotonic_now - 40, Permit.NORMAL
-        )  # opened 40 s ago for 30 s: half-open now
-    circuits = {c.route: c for c in route_circuits(table, monotonic_now, wall_now)}
+
+    def trip(at: float) -> Callable[[CircuitBreaker], None]:
+        def fail(breaker: CircuitBreaker) -> None:
+            for _ in range(3):
+                breaker.record_failure(at, Permit.NORMAL)
+
+        return fail
+
+    await change_breaker(table, "groq#1", trip(NOW))  # open for 30 s
+    await change_breaker(table, "groq#2", lambda b: b.block_until(NOW + 60))  # resting 60 s
+    await change_breaker(table, "mistral#1", trip(NOW - 40))  # opened 40 s ago: half-open
+    circuits = {c.route: c for c in await route_circuits(table, NOW)}
     assert circuits["groq#1"].state == "open"
     assert circuits["groq#1"].open_until == NOW + 30
     assert circuits["groq#2"].state == "closed"

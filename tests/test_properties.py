@@ -21,7 +21,6 @@ from llmgw.providers.openai_compat import OpenAICompatAdapter, PassthroughStream
 PROPERTIES = settings(
     max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
-ENABLED = frozenset({"groq", "gemini"})
 
 json_values: Any = st.recursive(
     st.none()
@@ -60,7 +59,7 @@ bodies = st.fixed_dictionaries(
 @given(st.binary(max_size=300))
 def test_any_bytes_parse_or_are_refused_as_invalid(raw: bytes) -> None:
     try:
-        parse_chat_request(raw, enabled=ENABLED, fixed_provider=None)
+        parse_chat_request(raw)
     except InvalidRequest as error:
         status = error.status
     else:
@@ -72,7 +71,7 @@ def test_any_bytes_parse_or_are_refused_as_invalid(raw: bytes) -> None:
 @given(bodies)
 def test_any_json_body_parses_or_is_refused_and_builds_an_upstream_call(body: Any) -> None:
     try:
-        request = parse_chat_request(orjson.dumps(body), enabled=ENABLED, fixed_provider=None)
+        request = parse_chat_request(orjson.dumps(body))
     except InvalidRequest as error:
         refusal = error.message
         assert refusal

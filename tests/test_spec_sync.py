@@ -108,14 +108,14 @@ def request_properties() -> list[tuple[str, str]]:
 def test_every_request_field_the_spec_types_is_checked(field: str, kind: str) -> None:
     body = {"messages": [{"role": "user"}], field: WRONG_VALUE[kind]}
     with pytest.raises(InvalidRequest) as refused:
-        parse_chat_request(orjson.dumps(body), enabled=frozenset(), fixed_provider=None)
+        parse_chat_request(orjson.dumps(body))
     assert refused.value.param == field
     assert refused.value.message.startswith(f"'{field}' must be ")
 
 
 def test_a_field_the_spec_leaves_open_passes_through_untouched() -> None:
     body = {"messages": [{"role": "user", "x": {"y": [1]}}], "tools": "anything", "stop": 3}
-    request = parse_chat_request(orjson.dumps(body), enabled=frozenset(), fixed_provider=None)
+    request = parse_chat_request(orjson.dumps(body))
     assert request.body == body
 
 

@@ -172,7 +172,7 @@ async def test_a_client_that_leaves_while_waiting_cancels_the_upstream_call(
         await eventually(lambda: len(recorded) == 1)
     assert gap < 0.1
     assert [e.outcome for e in recorded] == ["client_cancelled"]
-    breaker = gw.state.table.breakers["groq#1"]
+    breaker = await gw.state.table.breaker("groq#1")
     assert breaker.failures == 0, "a client leaving is no failure of the provider"
 
 

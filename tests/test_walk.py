@@ -12,8 +12,8 @@ from llmgw.errors import AllRoutesRateLimited, InvalidRequest, NoRouteAvailable,
 from llmgw.metrics.events import AttemptEvent, RequestEvents
 from llmgw.providers.ratelimit import MAX_REST_SECONDS
 from llmgw.routing.breaker import CircuitState, Permit
-from llmgw.routing.failover import EFFECTS, Effect, Outcome, Ticket, Verdict, Walk
-from llmgw.routing.table import Mark, RouteTable
+from llmgw.routing.failover import EFFECTS, Effect, Outcome, Verdict, Walk
+from llmgw.routing.table import Mark, RouteTable, Target
 from tests.support.gateway import RecordingSink
 
 DEADLINE = 300.0
@@ -29,11 +29,16 @@ def table(*providers: str, threshold: int = 3, base: float = 30, cap: float = 30
     return RouteTable.from_settings(load_settings(env))
 
 
+def targets(routes: RouteTable, model: str | None = None) -> list[Target]:
+    """Every route, with its provider's model (or `model`)."""
+    return [Target(route, model or route.provider.model) for route in routes.routes]
+
+
 def walk(routes: RouteTable, deadline: float = DEADLINE) -> Walk:
-    return Walk(routes, routes.routes, deadline)
+    return Walk(routes, targets(routes), deadline)
 
 
-def play(
+async def play(
     routes: RouteTable, now: float, *outcomes: Outcome, rests: dict[int, float] | None = None
 ) -> tuple[list[str], Walk]:
     """One request: each route it tries ends with the next outcome (and rests if told to).
@@ -41,17 +46,17 @@ def play(
     w = walk(routes, now + DEADLINE)
     tried = []
     for index, outcome in enumerate(outcomes):
-        ticket = w.next(now)
+        ticket = await w.next(now)
         if ticket is None:
             break
         tried.append(ticket.route.id)
-        w.rest(ticket, (rests or {}).get(index), now)
-        if not w.settle(ticket, outcome, now).fails_over:
+        await w.rest(ticket, (rests or {}).get(index), now)
+        if not (await w.settle(ticket, outcome, now)).fails_over:
             break
     return tried, w
 
 
-def test_every_outcome_has_an_effect() -> None:
+async def test_every_outcome_has_an_effect() -> None:
     assert set(EFFECTS) == set(Outcome)
 
 
@@ -76,75 +81,76 @@ def test_every_outcome_has_an_effect() -> None:
         (Outcome.GATEWAY_ERROR, Verdict.FAILURE, True),
     ],
 )
-def test_each_outcome_tells_the_breaker_and_the_walk(
+async def test_each_outcome_tells_the_breaker_and_the_walk(
     outcome: Outcome, verdict: Verdict, goes_on: bool
 ) -> None:
     assert EFFECTS[outcome] == Effect(verdict, fails_over=goes_on)
     routes = table("groq", "cerebras", threshold=1)
-    tried, _ = play(routes, 0.0, outcome, Outcome.SUCCESS)
+    tried, _ = await play(routes, 0.0, outcome, Outcome.SUCCESS)
     assert tried == (["groq#1", "cerebras#1"] if goes_on else ["groq#1"])
-    opened = routes.breakers["groq#1"].state(0.0) is CircuitState.OPEN
+    opened = (await routes.breaker("groq#1")).state(0.0) is CircuitState.OPEN
     assert opened is (verdict is Verdict.FAILURE)
 
 
-def test_the_walk_skips_routes_whose_breaker_says_no() -> None:
+async def test_the_walk_skips_routes_whose_breaker_says_no() -> None:
     routes = table("groq", "cerebras", "mistral", threshold=1)
-    play(routes, 0.0, Outcome.TIMEOUT, Outcome.SUCCESS)  # groq opens
-    routes.breakers["cerebras#1"].block_until(50.0)  # cerebras rests
-    tried, _ = play(routes, 10.0, Outcome.SUCCESS)
+    await play(routes, 0.0, Outcome.TIMEOUT, Outcome.SUCCESS)  # groq opens
+    cerebras = routes.route("cerebras#1").state_key
+    await routes.states.update(cerebras, routes.policy, None, lambda b, _: b.block_until(50.0))
+    tried, _ = await play(routes, 10.0, Outcome.SUCCESS)
     assert tried == ["mistral#1"]
 
 
-def test_a_half_open_route_lets_one_probe_through_and_its_verdict_decides() -> None:
+async def test_a_half_open_route_lets_one_probe_through_and_its_verdict_decides() -> None:
     routes = table("groq", threshold=1, base=30)
-    play(routes, 0.0, Outcome.UPSTREAM_ERROR)
-    assert walk(routes).next(29.0) is None
-    probe = walk(routes).next(30.0)
+    await play(routes, 0.0, Outcome.UPSTREAM_ERROR)
+    assert await walk(routes).next(29.0) is None
+    probe = await walk(routes).next(30.0)
     assert probe is not None
     assert probe.permit is Permit.PROBE
-    assert walk(routes).next(30.0) is None, "a second request must not join the probe"
+    assert await walk(routes).next(30.0) is None, "a second request must not join the probe"
     w = walk(routes)
-    w.settle(probe, Outcome.UPSTREAM_ERROR, 30.0)
-    assert routes.breakers["groq#1"].available_at(30.0) == 90.0, "reopened, cooldown doubled"
-    probe = walk(routes).next(90.0)
+    await w.settle(probe, Outcome.UPSTREAM_ERROR, 30.0)
+    assert (await routes.breaker("groq#1")).available_at(30.0) == 90.0, "reopened, cooldown doubled"
+    probe = await walk(routes).next(90.0)
     assert probe is not None
-    walk(routes).settle(probe, Outcome.SUCCESS, 90.0)
-    assert routes.breakers["groq#1"].state(90.0) is CircuitState.CLOSED
+    await walk(routes).settle(probe, Outcome.SUCCESS, 90.0)
+    assert (await routes.breaker("groq#1")).state(90.0) is CircuitState.CLOSED
 
 
-def test_a_probe_the_client_abandons_frees_the_slot_without_a_verdict() -> None:
+async def test_a_probe_the_client_abandons_frees_the_slot_without_a_verdict() -> None:
     routes = table("groq", threshold=1)
-    play(routes, 0.0, Outcome.UPSTREAM_ERROR)
-    probe = walk(routes).next(30.0)
+    await play(routes, 0.0, Outcome.UPSTREAM_ERROR)
+    probe = await walk(routes).next(30.0)
     assert probe is not None
-    walk(routes).settle(probe, Outcome.CLIENT_CANCELLED, 30.0)
-    again = walk(routes).next(30.0)
+    await walk(routes).settle(probe, Outcome.CLIENT_CANCELLED, 30.0)
+    again = await walk(routes).next(30.0)
     assert again is not None
     assert again.permit is Permit.PROBE
 
 
-def test_a_rate_limit_that_names_its_reset_rests_the_route_without_counting_a_failure() -> None:
+async def test_a_rate_limit_naming_its_reset_rests_the_route_without_counting_a_failure() -> None:
     routes = table("groq", "cerebras", threshold=1)
-    tried, _ = play(routes, 0.0, Outcome.RATE_LIMITED, Outcome.SUCCESS, rests={0: 7.0})
-    groq = routes.breakers["groq#1"]
+    tried, _ = await play(routes, 0.0, Outcome.RATE_LIMITED, Outcome.SUCCESS, rests={0: 7.0})
+    groq = await routes.breaker("groq#1")
     assert tried == ["groq#1", "cerebras#1"]
     assert (groq.failures, groq.trips) == (0, 0)
     assert groq.available_at(0.0) == 7.0
-    assert play(routes, 6.9, Outcome.SUCCESS)[0] == ["cerebras#1"]
-    assert play(routes, 7.0, Outcome.SUCCESS)[0] == ["groq#1"]
+    assert (await play(routes, 6.9, Outcome.SUCCESS))[0] == ["cerebras#1"]
+    assert (await play(routes, 7.0, Outcome.SUCCESS))[0] == ["groq#1"]
 
 
-def test_a_rate_limit_without_a_reset_counts_as_a_failure() -> None:
+async def test_a_rate_limit_without_a_reset_counts_as_a_failure() -> None:
     routes = table("groq", threshold=1)
-    play(routes, 0.0, Outcome.RATE_LIMITED)
-    assert routes.breakers["groq#1"].state(0.0) is CircuitState.OPEN
+    await play(routes, 0.0, Outcome.RATE_LIMITED)
+    assert (await routes.breaker("groq#1")).state(0.0) is CircuitState.OPEN
 
 
 @pytest.mark.parametrize("seconds", [86_400 * 400, 1e300])
-def test_no_provider_rests_a_route_longer_than_a_day(seconds: float) -> None:
+async def test_no_provider_rests_a_route_longer_than_a_day(seconds: float) -> None:
     routes = table("groq")
-    play(routes, 0.0, Outcome.RATE_LIMITED, rests={0: seconds})
-    assert routes.breakers["groq#1"].available_at(0.0) == MAX_REST_SECONDS
+    await play(routes, 0.0, Outcome.RATE_LIMITED, rests={0: seconds})
+    assert (await routes.breaker("groq#1")).available_at(0.0) == MAX_REST_SECONDS
 
 
 @dataclass(frozen=True)
@@ -181,13 +187,13 @@ EXHAUSTION = {
 
 
 @pytest.mark.parametrize("case", EXHAUSTION)
-def test_what_the_client_gets_when_every_route_failed(case: str) -> None:
+async def test_what_the_client_gets_when_every_route_failed(case: str) -> None:
     expected = EXHAUSTION[case]
     routes = table("groq", "cerebras")
-    tried, w = play(routes, 0.0, *expected.outcomes, rests=expected.rests)
+    tried, w = await play(routes, 0.0, *expected.outcomes, rests=expected.rests)
     assert tried == ["groq#1", "cerebras#1"]
-    assert w.next(0.0) is None
-    error = w.give_up(0.0)
+    assert await w.next(0.0) is None
+    error = await w.give_up(0.0)
     assert (error.status, error.code) == (expected.status, expected.code)
     assert error.headers["retry-after"] == expected.retry_after
 
@@ -199,11 +205,11 @@ def test_what_the_client_gets_when_every_route_failed(case: str) -> None:
         pytest.param(Outcome.UPSTREAM_ERROR, 1, NoRouteAvailable, "29", id="all open: 503"),
     ],
 )
-def test_routes_out_of_service_before_the_request_are_not_tried(
+async def test_routes_out_of_service_before_the_request_are_not_tried(
     before: Outcome, threshold: int, kind: type[Exception], retry_after: str
 ) -> None:
     routes = table("groq", "cerebras", threshold=threshold, base=30)
-    play(
+    await play(
         routes,
         0.0,
         before,
@@ -211,62 +217,66 @@ def test_routes_out_of_service_before_the_request_are_not_tried(
         rests={0: 7.0, 1: 20.0} if before is Outcome.RATE_LIMITED else {},
     )
     w = walk(routes)
-    assert w.next(1.0) is None
-    error = w.give_up(1.0)
+    assert await w.next(1.0) is None
+    error = await w.give_up(1.0)
     assert isinstance(error, kind)
     assert error.headers["retry-after"] == retry_after
 
 
-def test_the_deadline_ends_the_walk_with_its_own_code() -> None:
+async def test_the_deadline_ends_the_walk_with_its_own_code() -> None:
     routes = table("groq", "cerebras")
     w = walk(routes, deadline=5.0)
-    ticket = w.next(0.0)
+    ticket = await w.next(0.0)
     assert ticket is not None
-    w.settle(ticket, Outcome.DEADLINE_EXCEEDED, 5.0)
-    assert w.next(5.0) is None
-    error = w.give_up(5.0)
+    await w.settle(ticket, Outcome.DEADLINE_EXCEEDED, 5.0)
+    assert await w.next(5.0) is None
+    error = await w.give_up(5.0)
     assert (error.status, error.code) == (503, "deadline_exceeded")
-    assert routes.breakers["groq#1"].failures == 0, "the deadline is not the provider's fault"
+    assert (await routes.breaker("groq#1")).failures == 0, (
+        "the deadline is not the provider's fault"
+    )
 
 
-def test_a_refusal_reaches_the_client_only_when_no_route_was_tried() -> None:
+async def test_a_refusal_reaches_the_client_only_when_no_route_was_tried() -> None:
     routes = table("groq", "cerebras")
     refusal = InvalidRequest("groq cannot do that")
     w = walk(routes)
-    first = w.next(0.0)
+    first = await w.next(0.0)
     assert first is not None
-    w.refuse(first, refusal)
-    second = w.next(0.0)
+    await w.refuse(first, refusal)
+    second = await w.next(0.0)
     assert second is not None
-    w.refuse(second, InvalidRequest("nor can cerebras"))
-    assert w.next(0.0) is None
-    assert w.give_up(0.0) is refusal
+    await w.refuse(second, InvalidRequest("nor can cerebras"))
+    assert await w.next(0.0) is None
+    assert await w.give_up(0.0) is refusal
 
     w = walk(routes)
-    first = w.next(0.0)
+    first = await w.next(0.0)
     assert first is not None
-    w.refuse(first, refusal)
-    second = w.next(0.0)
+    await w.refuse(first, refusal)
+    second = await w.next(0.0)
     assert second is not None
-    w.settle(second, Outcome.UPSTREAM_ERROR, 0.0)
-    assert w.give_up(0.0).status == 503
+    await w.settle(second, Outcome.UPSTREAM_ERROR, 0.0)
+    assert (await w.give_up(0.0)).status == 503
 
 
-def test_a_refusal_frees_a_probe_slot() -> None:
+async def test_a_refusal_frees_a_probe_slot() -> None:
     routes = table("groq", threshold=1)
-    play(routes, 0.0, Outcome.UPSTREAM_ERROR)
+    await play(routes, 0.0, Outcome.UPSTREAM_ERROR)
     w = walk(routes)
-    probe = w.next(30.0)
+    probe = await w.next(30.0)
     assert probe is not None
-    w.refuse(probe, None)
-    assert walk(routes).next(30.0) == Ticket(probe.route, Permit.PROBE, probe.model)
+    await w.refuse(probe, None)
+    again = await walk(routes).next(30.0)
+    assert again is not None
+    assert (again.target, again.permit) == (probe.target, Permit.PROBE)
 
 
 def event(route: str) -> AttemptEvent:
     return AttemptEvent(0.0, "r", route, route, "m", 500, "x", 1.0, None, False, None, None, False)
 
 
-def test_only_the_attempt_that_ended_the_request_is_final() -> None:
+async def test_only_the_attempt_that_ended_the_request_is_final() -> None:
     sink = RecordingSink()
     events = RequestEvents(sink)
     events.failed_over(event("a"))
@@ -276,7 +286,7 @@ def test_only_the_attempt_that_ended_the_request_is_final() -> None:
     assert [(e.route, e.final) for e in sink.events] == [("a", False), ("b", False), ("c", True)]
 
 
-def test_the_last_failed_attempt_of_a_request_that_gives_up_is_final() -> None:
+async def test_the_last_failed_attempt_of_a_request_that_gives_up_is_final() -> None:
     sink = RecordingSink()
     events = RequestEvents(sink)
     events.failed_over(event("a"))
@@ -286,77 +296,79 @@ def test_the_last_failed_attempt_of_a_request_that_gives_up_is_final() -> None:
     assert [(e.route, e.final) for e in sink.events] == [("a", False), ("b", True)]
 
 
-def test_a_rejected_key_keeps_its_route_out_until_its_mark_ends() -> None:
+async def test_a_rejected_key_keeps_its_route_out_until_its_mark_ends() -> None:
     routes = table("groq", "cerebras")
     w = walk(routes)
-    ticket = w.next(0.0)
+    ticket = await w.next(0.0)
     assert ticket is not None
-    w.reject_key(ticket, "invalid API key", now=0.0, wall_now=1e9)
-    w.settle(ticket, Outcome.AUTH_ERROR, 0.0)
-    assert routes.breakers["groq#1"].failures == 0, "no circuit: the mark does it"
-    assert play(routes, 10.0, Outcome.SUCCESS)[0] == ["cerebras#1"]
-    assert play(routes, 3600.0, Outcome.SUCCESS)[0] == ["groq#1"], "an hour later it is tried"
+    w.reject_key(ticket, "invalid API key", 0.0)
+    await w.settle(ticket, Outcome.AUTH_ERROR, 0.0)
+    assert (await routes.breaker("groq#1")).failures == 0, "no circuit: the mark does it"
+    assert (await play(routes, 10.0, Outcome.SUCCESS))[0] == ["cerebras#1"]
+    assert (await play(routes, 3600.0, Outcome.SUCCESS))[0] == ["groq#1"], (
+        "an hour later it is tried"
+    )
 
 
-def test_a_lost_model_keeps_that_model_off_its_route_and_only_that_one() -> None:
+async def test_a_lost_model_keeps_that_model_off_its_route_and_only_that_one() -> None:
     routes = table("groq", "cerebras")
     w = walk(routes)
-    ticket = w.next(0.0)
+    ticket = await w.next(0.0)
     assert ticket is not None
-    assert w.lose_model(ticket, "decommissioned", wall_now=1e9)
-    assert not w.lose_model(ticket, "decommissioned", wall_now=1e9), "news once"
-    assert play(routes, 0.0, Outcome.SUCCESS)[0] == ["cerebras#1"]
-    pinned = Walk(routes, routes.routes, DEADLINE, pinned_model="other-model")
-    served = pinned.next(0.0)
+    assert w.lose_model(ticket, "decommissioned", 0.0)
+    assert not w.lose_model(ticket, "decommissioned", 0.0), "news once"
+    assert (await play(routes, 0.0, Outcome.SUCCESS))[0] == ["cerebras#1"]
+    pinned = Walk(routes, targets(routes, "other-model"), DEADLINE)
+    served = await pinned.next(0.0)
     assert served is not None
     assert served.route.id == "groq#1", "another model on the same route is served"
 
 
-def test_a_pinned_model_lost_on_every_route_is_the_clients_404() -> None:
+async def test_a_pinned_model_lost_on_every_route_is_the_clients_404() -> None:
     routes = table("groq")
-    w = Walk(routes, routes.routes, DEADLINE, pinned_model="nope")
-    ticket = w.next(0.0)
+    w = Walk(routes, targets(routes, "nope"), DEADLINE, pinned=True)
+    ticket = await w.next(0.0)
     assert ticket is not None
-    w.lose_model(ticket, "The model `nope` does not exist", wall_now=1e9)
-    again = Walk(routes, routes.routes, DEADLINE, pinned_model="nope")
-    assert again.next(0.0) is None
-    error = again.give_up(0.0)
+    w.lose_model(ticket, "The model `nope` does not exist", 0.0)
+    again = Walk(routes, targets(routes, "nope"), DEADLINE, pinned=True)
+    assert await again.next(0.0) is None
+    error = await again.give_up(0.0)
     assert (error.status, error.code, error.param) == (404, "model_not_found", "model")
     assert "does not exist" in error.message
     assert "retry-after" not in error.headers
 
 
-def test_a_mark_that_only_informs_keeps_the_route_in_service() -> None:
+async def test_a_mark_that_only_informs_keeps_the_route_in_service() -> None:
     routes = table("groq")
     model = routes.routes[0].provider.model
     routes.unavailable_models["groq#1", model] = Mark("not listed", 1e9, blocking=False)
-    assert play(routes, 0.0, Outcome.SUCCESS)[0] == ["groq#1"]
-    ticket = walk(routes).next(0.0)
+    assert (await play(routes, 0.0, Outcome.SUCCESS))[0] == ["groq#1"]
+    ticket = await walk(routes).next(0.0)
     assert ticket is not None
-    assert walk(routes).lose_model(ticket, "decommissioned", wall_now=1e9), "an error outranks it"
+    assert walk(routes).lose_model(ticket, "decommissioned", 0.0), "an error outranks it"
     assert routes.unavailable_models["groq#1", model].blocking
 
 
-def test_a_request_every_route_refuses_gets_the_first_refusal() -> None:
+async def test_a_request_every_route_refuses_gets_the_first_refusal() -> None:
     routes = table("groq", "cerebras")
     too_large = ProviderRefusal(413, "Request too large", "invalid_request_error")
     w = walk(routes)
     for refusal in (too_large, ProviderRefusal(400, "property unsupported", "x")):
-        ticket = w.next(0.0)
+        ticket = await w.next(0.0)
         assert ticket is not None
-        w.settle(ticket, Outcome.NOT_SUPPORTED, 0.0, refusal)
-    assert w.next(0.0) is None
-    assert w.give_up(0.0) is too_large
-    assert routes.breakers["groq#1"].failures == 0
+        await w.settle(ticket, Outcome.NOT_SUPPORTED, 0.0, refusal)
+    assert await w.next(0.0) is None
+    assert await w.give_up(0.0) is too_large
+    assert (await routes.breaker("groq#1")).failures == 0
 
 
-def test_a_refusal_and_a_failure_give_503_the_request_may_succeed_later() -> None:
+async def test_a_refusal_and_a_failure_give_503_the_request_may_succeed_later() -> None:
     routes = table("groq", "cerebras")
     w = walk(routes)
-    first = w.next(0.0)
+    first = await w.next(0.0)
     assert first is not None
-    w.settle(first, Outcome.NOT_SUPPORTED, 0.0, ProviderRefusal(413, "too large", "x"))
-    second = w.next(0.0)
+    await w.settle(first, Outcome.NOT_SUPPORTED, 0.0, ProviderRefusal(413, "too large", "x"))
+    second = await w.next(0.0)
     assert second is not None
-    w.settle(second, Outcome.UPSTREAM_ERROR, 0.0)
-    assert w.give_up(0.0).status == 503
+    await w.settle(second, Outcome.UPSTREAM_ERROR, 0.0)
+    assert (await w.give_up(0.0)).status == 503

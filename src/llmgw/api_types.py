@@ -80,7 +80,7 @@ class ChatCompletionRequest(Struct):
         Annotated[
             str,
             Meta(
-                description="`auto`, any model name (served by the pool), or `<provider>/<model id>`."
+                description="`auto`, a group's name, any other name (served by `auto`), or `<provider>/<model id>`."
             ),
         ]
         | None
@@ -198,9 +198,31 @@ class ProviderStats(Struct):
     circuits: list[RouteCircuit]
 
 
+class QuotaLeft(Struct):
+    model: Annotated[
+        str,
+        Meta(
+            description="The model; `*` when the provider's limits are the key's, shared by all its models."
+        ),
+    ]
+    quota: Annotated[
+        Literal["rps", "rpm", "rph", "rpd", "rpmonth", "tpm", "tph", "tpd", "tpmonth"],
+        Meta(description="Requests (r) or tokens (t) per second, minute, hour, day or month."),
+    ]
+    limit: Annotated[int, Meta(ge=1)]
+    left: Annotated[
+        int,
+        Meta(
+            description="What is left in the current window, as counted before sending and corrected by the provider's answers.",
+            ge=0,
+        ),
+    ]
+    resets_at: Annotated[str, Meta(description="When the current window ends.")]
+
+
 class RouteCircuit(Struct):
     """
-    One route (provider key) as the answering worker sees it.
+    One route (provider key): its circuit and quotas, shared by every worker of the host, and what the answering worker knows of its key and models.
     """
 
     route: Annotated[str, Meta(description="`groq#1`: numbers the key, never spells it.")]
@@ -231,6 +253,15 @@ class RouteCircuit(Struct):
             list[str],
             Meta(
                 description="Configured models the provider's model list does not offer (informs; the route stays in service)."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    quotas: (
+        Annotated[
+            list[QuotaLeft],
+            Meta(
+                description="Each declared quota of the models the gateway may ask this route for, in its current window."
             ),
         ]
         | UnsetType

@@ -16,12 +16,9 @@ from msgspec import inspect
 from llmgw.api_types import ChatCompletionRequest
 from llmgw.errors import InvalidRequest
 from llmgw.providers.base import ChatRequest
-from llmgw.providers.catalog import CATALOG
 
 
-def parse_chat_request(
-    raw: bytes, *, enabled: frozenset[str], fixed_provider: str | None
-) -> ChatRequest:
+def parse_chat_request(raw: bytes) -> ChatRequest:
     if not raw or raw.isspace():  # not `strip()`, which copies the whole body
         raise InvalidRequest("the request body is empty: expected a JSON object")
     try:
@@ -34,10 +31,7 @@ def parse_chat_request(
         chat = msgspec.convert(body, ChatCompletionRequest)
     except msgspec.ValidationError as error:
         raise schema_refusal(str(error)) from None
-    provider, pinned_model = _pin(chat.model, enabled, fixed_provider)
-    return ChatRequest(
-        body=body, stream=chat.stream is True, pinned_provider=provider, pinned_model=pinned_model
-    )
+    return ChatRequest(body=body, stream=chat.stream is True, model=chat.model, size=len(raw))
 
 
 # msgspec's messages: "Expected `int | null`, got `str` - at `$.max_tokens`",
@@ -128,33 +122,3 @@ def _bound(what: str, node: inspect.Type) -> str:
     if bound is None or isinstance(node, inspect.ListType):
         return _kind(node)
     return f"{_BOUND_WORDS[bound['op']]} {bound['limit']}"
-
-
-def _pin(
-    model: str | None, enabled: frozenset[str], fixed_provider: str | None
-) -> tuple[str | None, str | None]:
-    """`<provider>/<model id>` pins a provider and model; anything else goes to the pool."""
-    if model is None or "/" not in model:
-        return None, None
-    prefix, _, model_id = model.partition("/")
-    provider = prefix.lower()
-    if provider not in CATALOG:
-        return None, None
-    if not model_id:
-        raise InvalidRequest(
-            f"'model' must name a model after '{prefix}/'", param="model", code="model_not_found"
-        )
-    if fixed_provider is not None and provider != fixed_provider:
-        raise InvalidRequest(
-            f"this gateway serves only '{fixed_provider}' (FIXED_PROVIDER); "
-            f"'{model}' pins '{provider}'",
-            param="model",
-            code="model_not_found",
-        )
-    if provider not in enabled:
-        raise InvalidRequest(
-            f"provider '{provider}' is not enabled on this gateway (no API key configured)",
-            param="model",
-            code="model_not_found",
-        )
-    return provider, model_id

@@ -18,9 +18,9 @@ def main() -> int:
     from llmgw.web.server import run
 
     try:
-        run(settings)
+        return run(settings)
     except KeyboardInterrupt:
-        pass
+        return 0
     except OSError as error:
         # Binding failed (port in use, address not available): one line, no traceback.
         print(
@@ -28,4 +28,3 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    return 0

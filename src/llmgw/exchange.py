@@ -21,7 +21,7 @@ import trio
 from llmgw.errors import GatewayError
 from llmgw.metrics.events import AttemptEvent, RequestEvents
 from llmgw.providers.base import UpstreamCall, UpstreamProtocolError, Usage
-from llmgw.providers.ratelimit import quota_block_seconds
+from llmgw.providers.ratelimit import quota_block_seconds, remaining_from_headers
 from llmgw.routing.failover import Outcome, Ticket, Walk
 
 log = logging.getLogger("llmgw.proxy")
@@ -119,7 +119,7 @@ class Exchange:
     @property
     def pinned(self) -> bool:
         """The client named this model itself."""
-        return self._walk.pinned_model is not None
+        return self._walk.pinned
 
     def elapsed_ms(self) -> float:
         return (self._clock() - self.attempt.started) * 1000.0
@@ -135,18 +135,20 @@ class Exchange:
             raise self.timed_out("no response before the first-byte timeout")
         self.attempt.status = self.response.status_code
         self.attempt.ttfb_ms = self.elapsed_ms()
-        # A provider may say in any answer that a quota is spent (or, on a 429, when to retry).
-        self.rest(
-            quota_block_seconds(
-                self.response.status_code, self.response.headers, self._wall_clock()
-            )
-        )
+        # A provider may say in any answer that a quota is spent (or, on a 429, when to retry),
+        # and how much of its quotas is left.
+        headers, now = self.response.headers, self._wall_clock()
+        await self.rest(quota_block_seconds(self.response.status_code, headers, now))
+        profile = self.ticket.route.provider.info.profile
+        remaining = remaining_from_headers(profile.remaining_headers, headers)
+        if remaining:
+            await self._walk.observe(self.ticket, remaining, now)
 
-    def rest(self, seconds: float | None) -> None:
-        self._walk.rest(self.ticket, seconds, self._clock())
+    async def rest(self, seconds: float | None) -> None:
+        await self._walk.rest(self.ticket, seconds, self._wall_clock())
 
     def reject_key(self, reason: str) -> None:
-        self._walk.reject_key(self.ticket, reason, self._clock(), self._wall_clock())
+        self._walk.reject_key(self.ticket, reason, self._wall_clock())
         log.warning(
             "key rejected route=%s: out of service for now reason=%r", self.ticket.route.id, reason
         )
@@ -223,7 +225,14 @@ class Exchange:
             with trio.CancelScope(shield=True):
                 await self._response.aclose()
         outcome = self._outcome or Outcome.CLIENT_CANCELLED
-        effect = self._walk.settle(self.ticket, outcome, self._clock(), self._refusal)
+        usage = self.attempt.usage
+        tokens = None
+        if usage is not None and usage.prompt_tokens is not None:
+            tokens = usage.prompt_tokens + (usage.completion_tokens or 0)
+        with trio.CancelScope(shield=True):  # the verdict is recorded, whatever cancels us
+            effect = await self._walk.settle(
+                self.ticket, outcome, self._wall_clock(), self._refusal, tokens
+            )
         event = self._event(outcome)
         if effect.fails_over and not self.committed:
             self._events.failed_over(event)

@@ -1,10 +1,13 @@
-"""The state one worker process shares between its requests: routes and breakers, the HTTP client,
-the proxy, and the metrics task. It exists only while it runs: `Gateway.open` is an async context
-manager, entered by the app's lifespan and left when the server stops."""
+"""The state one worker process shares between its requests: the routing table (over the
+routing state every worker shares), the HTTP client, the proxy, and the metrics task. It exists
+only while it runs: `Gateway.open` is an async context manager, entered by the app's lifespan
+and left when the server stops. `reload` swaps in a new configuration without a restart."""
 
 from __future__ import annotations
 
+import dataclasses
 import http.cookiejar
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,7 +18,7 @@ import trio
 from llmgw import __version__
 from llmgw.config import Settings
 from llmgw.live_models import ModelCheck
-from llmgw.logs import Redactor
+from llmgw.logs import Redactor, redact_also
 from llmgw.metrics.events import AttemptEvent, MetricsSink
 from llmgw.metrics.writer import MetricsWriter
 from llmgw.providers.base import ProviderAdapter
@@ -23,21 +26,58 @@ from llmgw.providers.gemini import GeminiAdapter
 from llmgw.providers.openai_compat import OpenAICompatAdapter
 from llmgw.proxy import Proxy, Timeouts
 from llmgw.routing.table import RouteTable
+from llmgw.state.sqlite import SqliteStates
+
+log = logging.getLogger("llmgw")
 
 # Events waiting for the metrics task. Past this, events are dropped (and counted), never
 # waited for.
 METRICS_CHANNEL_SIZE = 10_000
 
+# What a reload changes: who serves what, and who may ask. The rest (the server, timeouts, file
+# paths, logging) is read once, at start-up.
+RELOADED = (
+    "providers",
+    "groups",
+    "fixed_provider",
+    "circuit_failure_threshold",
+    "circuit_cooldown_base_seconds",
+    "circuit_max_cooldown_seconds",
+    "gateway_api_keys",
+)
 
-@dataclass(frozen=True)
+
+@dataclass
 class Gateway:
     settings: Settings
     table: RouteTable
     adapters: dict[str, ProviderAdapter]
     proxy: Proxy
     metrics: MetricsWriter
-    enabled_providers: frozenset[str]
     model_check: ModelCheck | None  # None when MODEL_CHECK_INTERVAL_SECONDS is 0
+    redact: Redactor  # what the proxy passes every upstream text through
+
+    def reload(self, fresh: Settings) -> None:
+        """Serve from `fresh` (already validated) from the next request on. Routes are rebuilt;
+        what the shared state knows of each key (circuits, rests, quota counts) stays with the
+        key, and this worker's marks (rejected keys, missing models) are forgotten: the
+        configuration changed, so they are worth checking again. Requests in flight finish on
+        the table they started with."""
+        self.settings = dataclasses.replace(
+            self.settings, **{name: getattr(fresh, name) for name in RELOADED}
+        )
+        self.table = RouteTable.from_settings(self.settings, self.table.states)
+        self.proxy.table = self.table
+        self.redact.add(self.settings.secrets)
+        redact_also(self.settings.secrets)
+        if self.model_check is not None:
+            self.model_check.table = self.table
+            self.model_check.wake()
+        log.info(
+            "configuration reloaded: %d route(s), %d group(s)",
+            len(self.table.routes),
+            len(self.table.groups),
+        )
 
     @property
     def dropped_events(self) -> int:
@@ -55,9 +95,11 @@ class Gateway:
         )
         await writer.open()
         nursery.start_soon(writer.run)
+        states = SqliteStates(settings.state_db_path)
+        states.open()
         # Closing the send side lets the metrics task drain what is queued, then end.
-        async with send, _upstream_client(settings) as client:
-            table = RouteTable.from_settings(settings)
+        async with send, _upstream_client(settings) as client, _closing(states):
+            table = RouteTable.from_settings(settings, states)
             adapters: dict[str, ProviderAdapter] = {
                 "openai": OpenAICompatAdapter(),
                 "gemini": GeminiAdapter(),
@@ -67,22 +109,29 @@ class Gateway:
                 idle=settings.upstream_idle_timeout_seconds,
                 request=settings.request_deadline_seconds,
             )
+            redact = Redactor(settings.secrets)
             proxy = Proxy(
                 client,
                 table,
                 adapters,
                 sink,
                 timeouts,
-                fixed_provider=settings.fixed_provider,
                 log_bodies=settings.log_llm_response_details,
-                redact=Redactor(settings.secrets),
+                redact=redact,
             )
             check = None
-            if settings.model_check_interval_seconds > 0 and table.routes:
+            if settings.model_check_interval_seconds > 0:
                 check = ModelCheck(client, table)
                 nursery.start_soon(check.run, settings.model_check_interval_seconds)
-            enabled = frozenset(provider.name for provider in settings.providers)
-            yield cls(settings, table, adapters, proxy, writer, enabled, check)
+            yield cls(settings, table, adapters, proxy, writer, check, redact)
+
+
+@asynccontextmanager
+async def _closing(states: SqliteStates) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        states.close()
 
 
 def _upstream_client(settings: Settings) -> httpx.AsyncClient:

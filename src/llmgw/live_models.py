@@ -65,14 +65,17 @@ class ModelCheck:
         self,
         client: httpx.AsyncClient,
         table: RouteTable,
-        clock: Callable[[], float] = trio.current_time,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
-        self._table = table
-        self._clock = clock
+        self.table = table  # a reload swaps it, then wakes the check
         self._wall_clock = wall_clock
+        self._woken = trio.Event()
         self.rounds = 0  # checks of every route completed so far
+
+    def wake(self) -> None:
+        """Check again now (the configuration changed), not at the end of the interval."""
+        self._woken.set()
 
     async def run(self, interval: float) -> None:
         """Check now, then every `interval` seconds, until cancelled. It lives in the app's
@@ -83,24 +86,28 @@ class ModelCheck:
             except Exception as error:  # supervised
                 log.error("model check failed error=%s", type(error).__name__)
             self.rounds += 1
-            await trio.sleep(interval)
+            with trio.move_on_after(interval):
+                await self._woken.wait()
+            self._woken = trio.Event()
 
     async def check_all(self) -> None:
+        table = self.table
         async with trio.open_nursery() as nursery:
-            for route in self._table.routes:
-                nursery.start_soon(self.check, route)
+            for route in table.routes:
+                nursery.start_soon(self.check, table, route)
 
-    async def check(self, route: Route) -> None:
+    async def check(self, table: RouteTable, route: Route) -> None:
         try:
             with trio.fail_after(LISTING_TIMEOUT_SECONDS):
-                listed = await self._list(route)
+                listed = await self._list(table, route)
         except (trio.TooSlowError, httpx.HTTPError) as error:
             log.info("model list unavailable route=%s error=%s", route.id, type(error).__name__)
             return
         if listed is not None:
-            self._apply(route, listed)
+            for model in table.models_of(route):
+                self._apply(table, route, model, listed)
 
-    async def _list(self, route: Route) -> set[str] | None:
+    async def _list(self, table: RouteTable, route: Route) -> set[str] | None:
         """Every model the route's key may use, or None when the listing says nothing."""
         provider, wire = route.provider, route.provider.info.wire
         offered: set[str] = set()
@@ -110,13 +117,14 @@ class ModelCheck:
                 params = {"pageSize": "1000", **({"pageToken": token} if token else {})}
                 headers = {"x-goog-api-key": route.key}
             else:
-                params, headers = {}, {"authorization": f"Bearer {route.key}"}
+                params = {}
+                headers = {"authorization": f"Bearer {route.key}"} if route.key else {}
             response = await self._client.get(
                 provider.base_url + "/models", params=params, headers=headers
             )
             body = response.content[:MAX_LISTING_BYTES]
             if response.status_code != 200:
-                self._refused(route, response.status_code, body)
+                self._refused(table, route, response.status_code, body)
                 return None
             try:
                 page, token = offered_models(wire, orjson.loads(body))
@@ -125,30 +133,27 @@ class ModelCheck:
             offered |= page
             if token is None:
                 break
-        self._table.rejected_keys.pop(route.id, None)  # the key works
+        table.rejected_keys.pop(route.id, None)  # the key works
         return offered
 
-    def _refused(self, route: Route, status: int, body: bytes) -> None:
-        error = classify(route.provider.info.profile.errors, status, body, self._wall_clock())
+    def _refused(self, table: RouteTable, route: Route, status: int, body: bytes) -> None:
+        now = self._wall_clock()
+        error = classify(route.provider.info.profile.errors, status, body, now)
         if error.meaning is not Meaning.KEY_REJECTED:
             log.info("model list refused route=%s status=%s", route.id, status)
             return
-        until = self._clock() + REJECTED_KEY_REST_SECONDS
-        self._table.rejected_keys[route.id] = Mark(error.message, self._wall_clock(), until)
+        table.rejected_keys[route.id] = Mark(error.message, now, now + REJECTED_KEY_REST_SECONDS)
         log.warning("key rejected by the model list route=%s reason=%r", route.id, error.message)
 
-    def _apply(self, route: Route, listed: set[str]) -> None:
-        model = route.provider.model
+    def _apply(self, table: RouteTable, route: Route, model: str, listed: set[str]) -> None:
         key = (route.id, model)
-        mark = self._table.unavailable_models.get(key)
+        mark = table.unavailable_models.get(key)
         if model in listed:
             if mark is not None and not mark.blocking:
-                del self._table.unavailable_models[key]
+                del table.unavailable_models[key]
             return
         if mark is None:
-            self._table.unavailable_models[key] = Mark(
-                NOT_LISTED, self._wall_clock(), blocking=False
-            )
+            table.unavailable_models[key] = Mark(NOT_LISTED, self._wall_clock(), blocking=False)
             log.warning(
                 "model not listed route=%s model=%s: the provider's model list does not offer it",
                 route.id,

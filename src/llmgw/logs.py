@@ -17,8 +17,15 @@ class Redactor:
     upstream's message on its way to a client (a provider may echo the key it was sent)."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
+        self._secrets: list[str] = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Redact these too (a reload brought new keys; the old ones are still redacted, as
+        a request in flight may still meet them)."""
         # Longest first, so a key that contains another is replaced whole.
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        known = {*self._secrets, *(s for s in secrets if s)}
+        self._secrets = sorted(known, key=len, reverse=True)
 
     def __bool__(self) -> bool:
         return bool(self._secrets)
@@ -35,12 +42,12 @@ class RedactSecrets(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self._redact = Redactor(secrets)
+        self.redact = Redactor(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._redact:
+        if not self.redact:
             return True
-        record.msg, record.args = self._redact(record.getMessage()), None
+        record.msg, record.args = self.redact(record.getMessage()), None
         # A traceback could carry a secret too; we never log them.
         record.exc_info, record.exc_text, record.stack_info = None, None, None
         return True
@@ -76,3 +83,12 @@ def configure_logging(level: str, fmt: str, secrets: Iterable[str]) -> None:
         logger.propagate = True
     # httpx logs every request URL at INFO; we log our own attempt lines instead.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def redact_also(secrets: Iterable[str]) -> None:
+    """Keys a reload brought: the log lines redact them from now on."""
+    secrets = tuple(secrets)
+    for handler in logging.getLogger().handlers:
+        for found in handler.filters:
+            if isinstance(found, RedactSecrets):
+                found.redact.add(secrets)

@@ -26,6 +26,8 @@ from llmgw.routing.failover import (
     Walk,
     outcome_of,
 )
+from llmgw.routing.plan import plan_for
+from llmgw.routing.quota import estimate_cost
 from llmgw.routing.table import RouteTable
 
 # A non-streaming answer larger than this is not an answer we pass on.
@@ -63,7 +65,6 @@ class Proxy:
         sink: MetricsSink,
         timeouts: Timeouts,
         *,
-        fixed_provider: str | None = None,
         log_bodies: bool = False,
         redact: Callable[[str], str] = str,
         clock: Callable[[], float] = trio.current_time,
@@ -74,7 +75,6 @@ class Proxy:
         self.adapters = adapters
         self.sink = sink
         self.timeouts = timeouts
-        self.fixed_provider = fixed_provider
         self.log_bodies = log_bodies
         self.redact = redact  # every text a client gets from upstream passes through it
         self.clock = clock
@@ -83,29 +83,34 @@ class Proxy:
     async def complete(
         self, request: ChatRequest, request_id: str, holder: AsyncExitStack
     ) -> Answer:
-        """Serve `request` from its pinned provider's routes, FIXED_PROVIDER's, or all. A streamed
-        answer's exchange is handed to `holder`, which the caller closes once the response is
-        over, however it ends."""
+        """Serve `request` from the targets its model names (routing.plan). A streamed answer's
+        exchange is handed to `holder`, which the caller closes once the response is over,
+        however it ends."""
         started = self.clock()
-        pool = request.pinned_provider or self.fixed_provider
-        routes = self.table.candidates(pool)
-        if not routes:
-            raise NoRouteAvailable(_no_route_message(pool), code="no_provider_configured")
-        deadline = started + self.timeouts.request
-        walk = Walk(self.table, routes, deadline, request.pinned_model)
+        plan = await plan_for(self.table, request.model)
+        if not plan.targets:
+            raise NoRouteAvailable(_no_route_message(plan.pool), code="no_provider_configured")
+        costs = {flag: estimate_cost(request.body, request.size, flag) for flag in (False, True)}
+        walk = Walk(
+            self.table,
+            plan.targets,
+            self.wall_clock() + self.timeouts.request,
+            pinned=plan.pinned,
+            cost=lambda target: costs[target.route.provider.counts_max_tokens],
+        )
         events = RequestEvents(self.sink)
-        while (ticket := walk.next(self.clock())) is not None:
+        while (ticket := await walk.next(self.wall_clock())) is not None:
             adapter = self.adapters[ticket.route.provider.info.wire]
             try:
                 call = adapter.build_call(
                     ticket.route.provider, ticket.route.key, request, ticket.model, request_id
                 )
             except InvalidRequest as refusal:
-                walk.refuse(ticket, refusal)
+                await walk.refuse(ticket, refusal)
                 continue
             except Exception:
                 # A translation that failed in a way nobody planned for: try the next route.
-                walk.refuse(ticket, None)
+                await walk.refuse(ticket, None)
                 continue
             exchange = self._exchange(ticket, walk, events, request, request_id, call)
             try:
@@ -119,7 +124,7 @@ class Proxy:
             answer.response_time_ms = (self.clock() - started) * 1000.0
             return answer
         events.close()
-        raise walk.give_up(self.clock())
+        raise await walk.give_up(self.wall_clock())
 
     def _exchange(
         self,
@@ -131,10 +136,13 @@ class Proxy:
         call: UpstreamCall,
     ) -> Exchange:
         now = self.clock()
+        # The walk's deadline is on the wall clock (routing state is shared between processes);
+        # the attempt's limits are on trio's, where its cancel scopes are.
+        deadline = now + max(0.0, walk.deadline - self.wall_clock())
         limits = Limits(
-            first_byte_at=min(now + self.timeouts.first_byte, walk.deadline),
+            first_byte_at=min(now + self.timeouts.first_byte, deadline),
             idle_seconds=self.timeouts.idle,
-            deadline=walk.deadline,
+            deadline=deadline,
         )
         attempt = Attempt(request_id, ticket.model, request.stream, now, self.wall_clock())
         attempt.dropped = call.dropped
@@ -189,7 +197,7 @@ class Proxy:
         error = classify(route.provider.info.profile.errors, status, body, self.wall_clock())
         message = self.redact(error.message)
         if error.meaning is Meaning.QUOTA:
-            exchange.rest(error.rest_seconds)
+            await exchange.rest(error.rest_seconds)
         elif error.meaning is Meaning.KEY_REJECTED:
             exchange.reject_key(message)
         elif error.meaning is Meaning.MODEL_UNAVAILABLE:

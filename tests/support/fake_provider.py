@@ -93,6 +93,10 @@ class FakeProvider:
         self.requests: list[RecordedRequest] = []
         self.port = 0
         self.connections_open = 0
+        # The provider's own quota: past this many chat requests it answers with its dialect's
+        # recorded 429 (a day's quota where one was recorded), as a real one would.
+        self.request_limit: int | None = None
+        self.chat_requests = 0
 
     @property
     def base_url(self) -> str:
@@ -105,6 +109,15 @@ class FakeProvider:
     def next_behaviour(self) -> Behaviour:
         """The behaviour for the next request; subclasses may choose their own (a fault mix)."""
         return self.queue.popleft() if self.queue else self.default
+
+    def chat_behaviour(self) -> Behaviour:
+        self.chat_requests += 1
+        if self.request_limit is not None and self.chat_requests > self.request_limit:
+            spent = RECORDED.get(self.dialect)
+            if spent is None:  # a provider of the user's own: OpenAI's plain 429
+                return Behaviour(status=429, headers={"retry-after": "60"})
+            return Behaviour(error="quota_per_day" if "quota_per_day" in spent else "rate_limited")
+        return self.next_behaviour()
 
     async def serve(
         self, port: int = 0, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
@@ -149,7 +162,7 @@ class _Connection:
             elif recorded.method == "GET" and "/models" in recorded.path:
                 await self._list_models(recorded)
             else:
-                behaviour = self.fake.next_behaviour()
+                behaviour = self.fake.chat_behaviour()
                 keep_going = await self._answer_watching_for_close(recorded, behaviour)
                 if not keep_going:
                     return

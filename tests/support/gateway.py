@@ -54,7 +54,13 @@ class RunningGateway:
 async def running_gateway(env: Mapping[str, str]) -> AsyncIterator[RunningGateway]:
     scratch = tempfile.mkdtemp(prefix="llmgw-test-")
     # No model check unless a test asks: it would send fakes requests a test does not expect.
-    quiet = {"PORT": "0", "METRICS_DB_PATH": f"{scratch}/metrics.db"}
+    # No free-tier limits either: the fakes have none, and only quota tests count them.
+    quiet = {
+        "FREE_TIER_LIMITS": "false",
+        "PORT": "0",
+        "METRICS_DB_PATH": f"{scratch}/metrics.db",
+        "STATE_DB_PATH": f"{scratch}/state.db",
+    }
     settings = load_settings({**quiet, "MODEL_CHECK_INTERVAL_SECONDS": "0", **env})
     app = create_app(settings)
     config = hypercorn_config(settings)

@@ -105,8 +105,10 @@ async def gateway_process(
         # COVERAGE_*: the test suite measures the child process too.
         if k in ("PATH", "HOME", "LANG", "PYTHONPATH") or k.startswith("COVERAGE_")
     }
-    # No model check unless asked for: it would send fakes requests a test does not expect.
-    full_env = {**keep, "PORT": str(port), "MODEL_CHECK_INTERVAL_SECONDS": "0", **env}
+    # No model check unless asked for: it would send fakes requests a test does not expect;
+    # no free-tier limits: the fakes have none, and only quota tests count them.
+    quiet = {"MODEL_CHECK_INTERVAL_SECONDS": "0", "FREE_TIER_LIMITS": "false"}
+    full_env = {**keep, "PORT": str(port), **quiet, **env}
     output = bytearray()
     async with trio.open_nursery() as nursery:
         process = await trio.lowlevel.open_process(

@@ -68,7 +68,7 @@ class GatewayCollector(Collector):
 
         circuit = GaugeMetricFamily(
             "llmgw_circuit_open",
-            "1 while a route's circuit is tripped (open or half-open) in this worker.",
+            "1 while a route's circuit is tripped (open or half-open).",
             labels=["route", "provider"],
         )
         for route in self._circuits:
@@ -94,6 +94,7 @@ class GatewayCollector(Collector):
                 unavailable.add_metric([route.route, route.provider, model, "model_list"], 1.0)
         yield rejected
         yield unavailable
+        yield from _quota_gauges(self._circuits)
 
         dropped = CounterMetricFamily(
             "llmgw_metrics_dropped",
@@ -101,6 +102,35 @@ class GatewayCollector(Collector):
         )
         dropped.add_metric([], figures.dropped)
         yield dropped
+
+
+def _quota_gauges(circuits: list[RouteCircuit]) -> Iterator[GaugeMetricFamily]:
+    labels = ["route", "provider", "model", "quota"]
+    limit = GaugeMetricFamily(
+        "llmgw_quota_limit",
+        "A declared quota of a route's model, per window (quota: rpm, rpd, tpm, ...; model * "
+        "when the provider's limits are the key's, across its models).",
+        labels=labels,
+    )
+    remaining = GaugeMetricFamily(
+        "llmgw_quota_remaining",
+        "What is left of that quota in its current window, as counted before sending.",
+        labels=labels,
+    )
+    resets = GaugeMetricFamily(
+        "llmgw_quota_resets_at_seconds",
+        "When the quota's current window ends (Unix time).",
+        labels=labels,
+    )
+    for route in circuits:
+        for q in route.quotas:
+            values = [route.route, route.provider, q.model, q.quota]
+            limit.add_metric(values, float(q.limit))
+            remaining.add_metric(values, float(q.left))
+            resets.add_metric(values, q.resets_at)
+    yield limit
+    yield remaining
+    yield resets
 
 
 def _le(bound: float) -> str:

@@ -52,6 +52,16 @@ def _circuit(circuit: RouteCircuit) -> dict[str, Any]:
         "key_rejected": circuit.key_rejected,
         "unavailable_models": circuit.unavailable_models,
         "unlisted_models": circuit.unlisted_models,
+        "quotas": [
+            {
+                "model": q.model,
+                "quota": q.quota,
+                "limit": q.limit,
+                "left": q.left,
+                "resets_at": iso(q.resets_at),
+            }
+            for q in circuit.quotas
+        ],
     }
 
 

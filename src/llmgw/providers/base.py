@@ -19,8 +19,8 @@ class ChatRequest:
 
     body: dict[str, Any]
     stream: bool
-    pinned_provider: str | None = None
-    pinned_model: str | None = None
+    model: str | None = None  # what the client asked for; routing.plan reads it
+    size: int = 0  # the body's length in bytes, for estimating its tokens
 
     @property
     def include_usage(self) -> bool:

@@ -10,9 +10,11 @@ live model check (live_models) flags a default that has gone since.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Literal
 
+from llmgw.providers.limits import UTC, ModelLimits
 from llmgw.providers.profiles import Profile, cerebras, gemini, groq, mistral, openrouter
 
 WireFormat = Literal["openai", "gemini"]
@@ -37,13 +39,32 @@ class ProviderConfig:
 
     info: ProviderInfo
     base_url: str
-    model: str
+    model: str  # the model the pool asks it for
     keys: tuple[str, ...] = field(repr=False)
+    # What each declared model allows a key; a model not declared has no limits llmgw knows.
+    models: tuple[tuple[str, ModelLimits], ...] = ()
+    free: bool = False  # a model is free when declared so, or when its provider is
+    counts_max_tokens: bool = False  # a request's max_tokens counts against its tokens up front
+    shared_quota: bool = False  # the limits are the key's, across all its models
+    day_zone: str = UTC  # where its daily quotas reset at midnight
 
     @property
     def name(self) -> str:
         return self.info.name
 
+    def limits(self, model: str) -> ModelLimits:
+        return self._limits.get(model, _NO_LIMITS)
+
+    @functools.cached_property
+    def _limits(self) -> dict[str, ModelLimits]:
+        return dict(self.models)
+
+    def is_free(self, model: str) -> bool:
+        declared = self.limits(model).free
+        return self.free if declared is None else declared
+
+
+_NO_LIMITS = ModelLimits()
 
 CATALOG: dict[str, ProviderInfo] = {
     info.name: info

@@ -51,14 +51,16 @@ class OpenAICompatAdapter:
         except orjson.JSONEncodeError:
             # orjson reads 1,024 levels of nesting but writes only 254; no model needs more.
             raise InvalidRequest("the request body is nested too deeply") from None
+        headers = {
+            "content-type": "application/json",
+            "accept": "text/event-stream" if request.stream else "application/json",
+            "x-request-id": request_id,
+        }
+        if key:  # a provider of the file without keys (a local server) gets none
+            headers["authorization"] = f"Bearer {key}"
         return UpstreamCall(
             url=provider.base_url + "/chat/completions",
-            headers={
-                "authorization": f"Bearer {key}",
-                "content-type": "application/json",
-                "accept": "text/event-stream" if request.stream else "application/json",
-                "x-request-id": request_id,
-            },
+            headers=headers,
             content=content,
             dropped=adapted.dropped + stripped,
         )

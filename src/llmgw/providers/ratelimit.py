@@ -78,3 +78,19 @@ def quota_block_seconds(status: int, headers: Mapping[str, str], wall_now: float
         if delay is not None and (longest is None or delay > longest):
             longest = delay
     return longest
+
+
+def remaining_from_headers(names: Mapping[str, str], headers: Mapping[str, str]) -> dict[str, int]:
+    """What a provider's rate-limit headers say is left of each quota its profile maps them to
+    (`x-ratelimit-remaining-requests` -> "rpd" for Groq, say)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    left: dict[str, int] = {}
+    for header, quota in names.items():
+        value = lowered.get(header)
+        if value is None:
+            continue
+        try:
+            left[quota] = int(float(value))
+        except (ValueError, OverflowError):
+            continue
+    return left

@@ -25,17 +25,21 @@ class CircuitBreaker:
 
     When the cooldown is over, exactly one probe is let through (half-open): its success closes the
     circuit and resets the backoff, its failure opens it again with the next, doubled cooldown.
+    A probe whose verdict never comes (its worker died) frees the slot after `probe_timeout`.
     Independently, a rate-limit verdict from the provider blocks the route until a given moment.
+    The state (the fields after the policy) is plain data, so a store can keep it where every
+    worker sees it.
     """
 
     threshold: int
     cooldown_base: float
     cooldown_max: float
+    probe_timeout: float = 300.0
     failures: int = 0
     trips: int = 0
     open_until: float = 0.0
     blocked_until: float = 0.0
-    probe_in_flight: bool = False
+    probe_until: float = 0.0  # while a probe is out: until when its slot is held
 
     def state(self, now: float) -> CircuitState:
         if self.trips == 0:
@@ -62,9 +66,9 @@ class CircuitBreaker:
         state = self.state(now)
         if state is CircuitState.CLOSED:
             return Permit.NORMAL
-        if state is CircuitState.OPEN or self.probe_in_flight:
+        if state is CircuitState.OPEN or now < self.probe_until:
             return None
-        self.probe_in_flight = True
+        self.probe_until = now + self.probe_timeout
         return Permit.PROBE
 
     def record_success(self, permit: Permit) -> None:
@@ -77,7 +81,7 @@ class CircuitBreaker:
 
     def record_failure(self, now: float, permit: Permit) -> None:
         if permit is Permit.PROBE:
-            self.probe_in_flight = False
+            self.probe_until = 0.0
             self._trip(now)
             return
         if self.trips:
@@ -89,7 +93,7 @@ class CircuitBreaker:
     def release(self, permit: Permit) -> None:
         """The attempt ended without a verdict on the provider (for example the client left)."""
         if permit is Permit.PROBE:
-            self.probe_in_flight = False
+            self.probe_until = 0.0
 
     def block_until(self, moment: float) -> None:
         self.blocked_until = max(self.blocked_until, moment)
@@ -101,3 +105,19 @@ class CircuitBreaker:
         self.trips += 1
         self.failures = 0
         self.open_until = now + self.cooldown(self.trips)
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    """The settings every route's breaker shares."""
+
+    threshold: int
+    cooldown_base: float
+    cooldown_max: float
+    probe_timeout: float = 300.0
+
+    def breaker(self) -> CircuitBreaker:
+        """A breaker in its first state: closed, no failures."""
+        return CircuitBreaker(
+            self.threshold, self.cooldown_base, self.cooldown_max, self.probe_timeout
+        )

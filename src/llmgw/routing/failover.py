@@ -1,21 +1,24 @@
-"""The failover walk: every decision about one request's way through its routes, in one place.
+"""The failover walk: every decision about one request's way through its targets, in one place.
 
-A request gets a list of candidate routes (one provider key each), in round-robin order. The walk
-takes them in turn:
+A request gets a list of targets (a route, one provider key, and a model: routing.plan). The
+walk takes them in turn:
 
-1. A route whose breaker says no (circuit open, a half-open probe already out, or resting after a
-   rate limit) is skipped, and so is every route once the request's deadline has passed. So is a
-   route whose key was rejected, or that cannot serve the request's model (retired, unknown).
-2. A route that cannot take the request (the adapter refuses a parameter, or the provider says
-   it does not support something in it) is skipped too; if no route could take it, that refusal
-   is what the client gets.
-3. Otherwise the route is tried, and the attempt ends in an `Outcome`. `EFFECTS` says, for each
-   outcome, what it does to the route's breaker and whether the walk goes on to the next route.
-4. When no route is left, the client gets 404 `model_not_found` if the model it pinned is not
-   available, 429 if every route it could not use was rate-limited, else 503; with
-   `Retry-After` set to when the first of them comes back.
+1. A target whose breaker says no (circuit open, a half-open probe already out, or resting after
+   a rate limit) is skipped, and so is every target once the request's deadline has passed. So
+   is one whose key was rejected, or whose model the route cannot serve (retired, unknown), or
+   whose declared quotas cannot take the request now (routing.quota: counted before sending, in
+   the state every worker shares).
+2. A target that cannot take the request (the adapter refuses a parameter, the provider says it
+   does not support something in it, or the request is larger than a whole window of one of its
+   quotas) is skipped too; if no target could take it, that refusal is what the client gets.
+3. Otherwise the target is tried, and the attempt ends in an `Outcome`. `EFFECTS` says, for each
+   outcome, what it does to the route's breaker and whether the walk goes on to the next target.
+4. When no target is left, the client gets 404 `model_not_found` if the model it pinned is not
+   available, 429 if every target it could not use was rate-limited or out of quota, else 503;
+   with `Retry-After` set to when the first of them comes back.
 
-Pure: no sockets, and every method takes the current time on the trio clock.
+No sockets: the routing state is read and changed through the table's store, and every method
+takes the current wall-clock time (the state is shared between processes).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import enum
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from llmgw.errors import (
@@ -32,11 +35,22 @@ from llmgw.errors import (
     InvalidRequest,
     NoRouteAvailable,
     NotFound,
+    PayloadTooLarge,
 )
 from llmgw.providers.errors import Meaning
 from llmgw.providers.ratelimit import MAX_REST_SECONDS
-from llmgw.routing.breaker import Permit
-from llmgw.routing.table import Mark, Route, RouteTable
+from llmgw.routing.breaker import CircuitBreaker, Permit
+from llmgw.routing.quota import (
+    Cost,
+    Denial,
+    Used,
+    correct_tokens,
+    give_back,
+    observe_remaining,
+    take,
+)
+from llmgw.routing.state import Change
+from llmgw.routing.table import Mark, Route, RouteTable, Target
 
 
 class Outcome(enum.StrEnum):
@@ -142,97 +156,184 @@ CLIENT_CODES: Mapping[Outcome, str] = {
 REJECTED_KEY_REST_SECONDS = 3600.0
 
 
+ONE_REQUEST = Cost()
+
+
 @dataclass(frozen=True)
 class Ticket:
-    """Leave to try one route with one model, as what its breaker let the attempt through."""
+    """Leave to try one target, as what its breaker let the attempt through, with the cost its
+    quotas counted (at `counted_at`, wall clock)."""
 
-    route: Route
+    target: Target
     permit: Permit
-    model: str
+    cost: Cost = ONE_REQUEST
+    counted_at: float = 0.0
+
+    @property
+    def route(self) -> Route:
+        return self.target.route
+
+    @property
+    def model(self) -> str:
+        return self.target.model
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """Why a target was not tried: its breaker, or its quotas until `until` (None: never). A
+    request larger than a quota's whole window is refused by that target for good: `refusal`."""
+
+    rate_limited: bool
+    until: float | None
+    refusal: GatewayError | None = None
+
+
+def _too_large(target: Target, denial: Denial) -> GatewayError:
+    quota = denial.quota
+    return PayloadTooLarge(
+        f"the request needs about {denial.needed} {quota.unit.value} at once, more than "
+        f"{target.route.provider_name}/{target.model} allows in a whole window "
+        f"({quota.name}: {quota.limit}); send fewer tokens or a smaller max_tokens"
+    )
 
 
 class Walk:
-    """One request's way through its candidate routes (see the module's description)."""
+    """One request's way through its planned targets (see the module's description). Times are
+    wall-clock seconds: the routing state they are compared with is shared between processes."""
 
     def __init__(
         self,
         table: RouteTable,
-        routes: Sequence[Route],
+        targets: Sequence[Target],
         deadline: float,
-        pinned_model: str | None = None,
+        *,
+        pinned: bool = False,
+        cost: Callable[[Target], Cost] = lambda target: ONE_REQUEST,
     ) -> None:
-        self.routes = tuple(routes)
+        self.targets = tuple(targets)
         self.deadline = deadline
-        self.pinned_model = pinned_model
+        self.pinned = pinned
+        self.cost = cost
         self._table = table
-        self._left = deque(self.routes)
+        self._left = deque(self.targets)
         self._attempted = False
-        self._only_rate_limited = True  # every route not served so far was resting
-        self._only_refused = True  # every route so far refused the request itself
+        self._only_rate_limited = True  # every target not served so far was resting
+        self._only_refused = True  # every target so far refused the request itself
         self._model_missing: str | None = None  # why the pinned model is not available
         self._refusal: GatewayError | None = None
+        self._back: list[float] = []  # when targets skipped for their quotas come back
 
-    def model_for(self, route: Route) -> str:
-        return self.pinned_model or route.provider.model
-
-    def next(self, now: float) -> Ticket | None:
-        """The next route to try, or None when the walk is over."""
+    async def next(self, now: float) -> Ticket | None:
+        """The next target to try, or None when the walk is over."""
         while self._left and now < self.deadline:
-            route = self._left.popleft()
-            model = self.model_for(route)
-            breaker = self._table.breakers[route.id]
-            lost = self._table.unavailable_models.get((route.id, model))
+            target = self._left.popleft()
+            route = target.route
+            lost = self._table.unavailable_models.get((route.id, target.model))
             if lost is not None and not lost.blocking:
                 lost = None
+            outcome: Ticket | _Refused | None = None
             if lost is None and not self._table.key_rejected(route, now):
-                permit = breaker.try_acquire(now)
-                if permit is not None:
-                    return Ticket(route, permit, model)
+                outcome = await self._take(target, now)
+                if isinstance(outcome, Ticket):
+                    return outcome
+                if outcome.refusal is not None:
+                    self._refusal = self._refusal or outcome.refusal
+                    self._only_rate_limited = False
+                    continue
             # Skipped: out of service, so not a refusal of the request itself.
             self._only_refused = False
             if lost is not None:
                 self._model_missing = self._model_missing or lost.reason
-            if lost is not None or not breaker.rate_limited(now):
+            if not isinstance(outcome, _Refused) or not outcome.rate_limited:
                 self._only_rate_limited = False
+            if isinstance(outcome, _Refused) and outcome.until is not None:
+                self._back.append(outcome.until)
         return None
 
-    def refuse(self, ticket: Ticket, refusal: InvalidRequest | None) -> None:
+    async def _take(self, target: Target, now: float) -> Ticket | _Refused:
+        """Acquire the target's breaker and count the request in its quotas, atomically."""
+        cost, quotas, zone = self.cost(target), target.quotas, target.zone
+
+        def take_it(breaker: CircuitBreaker, used: dict[str, Used]) -> Ticket | _Refused:
+            permit = breaker.try_acquire(now)
+            if permit is None:
+                resting = breaker.rate_limited(now)
+                return _Refused(resting, breaker.available_at(now) if resting else None)
+            denial = take(quotas, used, cost, now, zone)
+            if denial is not None:
+                breaker.release(permit)
+                if denial.until is None:
+                    return _Refused(False, None, _too_large(target, denial))
+                return _Refused(True, denial.until)
+            return Ticket(target, permit, cost, now)
+
+        return await self._table.states.update(
+            target.route.state_key, self._table.policy, target.usage_key, take_it
+        )
+
+    async def refuse(self, ticket: Ticket, refusal: InvalidRequest | None) -> None:
         """The route cannot express the request (refusal), or its translation failed in a way
-        nobody planned for (None): skip it, with no verdict on the provider."""
-        self._table.breakers[ticket.route.id].release(ticket.permit)
+        nobody planned for (None): skip it, with no verdict on the provider, and give back
+        what its quotas counted (nothing was sent)."""
+        await self._change(ticket, lambda breaker, used: self._give_back(ticket, breaker, used))
         if refusal is None:
             self._only_rate_limited = False
             self._only_refused = False
         elif self._refusal is None:
             self._refusal = refusal
 
-    def rest(self, ticket: Ticket, seconds: float | None, now: float) -> None:
+    @staticmethod
+    def _give_back(ticket: Ticket, breaker: CircuitBreaker, used: dict[str, Used]) -> None:
+        breaker.release(ticket.permit)
+        give_back(ticket.target.quotas, used, ticket.cost, ticket.counted_at)
+
+    async def rest(self, ticket: Ticket, seconds: float | None, now: float) -> None:
         """The provider said when to come back: the route rests until then (a day at most,
         whatever a provider says)."""
         if seconds is not None and seconds > 0:
-            breaker = self._table.breakers[ticket.route.id]
-            breaker.block_until(now + min(seconds, MAX_REST_SECONDS))
+            until = now + min(seconds, MAX_REST_SECONDS)
+            await self._change(ticket, lambda breaker, _: breaker.block_until(until))
 
-    def reject_key(self, ticket: Ticket, reason: str, now: float, wall_now: float) -> None:
+    async def observe(self, ticket: Ticket, remaining: Mapping[str, int], now: float) -> None:
+        """The provider said how much of some quotas is left (its rate-limit headers)."""
+        quotas = {q.name: q for q in ticket.target.quotas if q.name in remaining}
+        if not quotas:
+            return
+        zone = ticket.target.zone
+
+        def apply(_: CircuitBreaker, used: dict[str, Used]) -> None:
+            for name, quota in quotas.items():
+                observe_remaining(quota, used, remaining[name], now, zone)
+
+        await self._change(ticket, apply)
+
+    def reject_key(self, ticket: Ticket, reason: str, now: float) -> None:
         """The route's key is rejected: out of service for a while, with the reason shown."""
-        until = now + REJECTED_KEY_REST_SECONDS
-        self._table.rejected_keys[ticket.route.id] = Mark(reason, wall_now, until)
+        self._table.rejected_keys[ticket.route.id] = Mark(
+            reason, now, now + REJECTED_KEY_REST_SECONDS
+        )
 
-    def lose_model(self, ticket: Ticket, reason: str, wall_now: float) -> bool:
+    def lose_model(self, ticket: Ticket, reason: str, now: float) -> bool:
         """The route cannot serve the ticket's model (retired, unknown): it stays out of
         service for that model until the configuration changes. True if this is news."""
         key = (ticket.route.id, ticket.model)
         known = self._table.unavailable_models.get(key)
         if known is not None and known.blocking:
             return False
-        self._table.unavailable_models[key] = Mark(reason, wall_now)
+        self._table.unavailable_models[key] = Mark(reason, now)
         return True
 
-    def settle(
-        self, ticket: Ticket, outcome: Outcome, now: float, refusal: GatewayError | None = None
+    async def settle(
+        self,
+        ticket: Ticket,
+        outcome: Outcome,
+        now: float,
+        refusal: GatewayError | None = None,
+        tokens: int | None = None,
     ) -> Effect:
-        """Apply an attempt's outcome to its route; say whether the walk goes on. `refusal` is
-        what the client gets for a NOT_SUPPORTED outcome if no other route takes the request."""
+        """Apply an attempt's outcome to its route, and its real token count (when the
+        provider said) to its quotas; say whether the walk goes on. `refusal` is what the
+        client gets for a NOT_SUPPORTED outcome if no other route takes the request."""
         self._attempted = True
         if outcome is not Outcome.RATE_LIMITED:
             self._only_rate_limited = False
@@ -241,28 +342,42 @@ class Walk:
         else:
             self._only_refused = False
         effect = EFFECTS[outcome]
-        breaker = self._table.breakers[ticket.route.id]
-        if effect.breaker is Verdict.SUCCESS:
-            breaker.record_success(ticket.permit)
-        elif outcome is Outcome.RATE_LIMITED and breaker.rate_limited(now):
-            breaker.release(ticket.permit)  # resting until the moment the provider named
-        elif effect.breaker is Verdict.FAILURE:
-            breaker.record_failure(now, ticket.permit)
-        else:
-            breaker.release(ticket.permit)
+
+        def apply(breaker: CircuitBreaker, used: dict[str, Used]) -> None:
+            if effect.breaker is Verdict.SUCCESS:
+                breaker.record_success(ticket.permit)
+            elif outcome is Outcome.RATE_LIMITED and breaker.rate_limited(now):
+                breaker.release(ticket.permit)  # resting until the moment the provider named
+            elif effect.breaker is Verdict.FAILURE:
+                breaker.record_failure(now, ticket.permit)
+            else:
+                breaker.release(ticket.permit)
+            if tokens is not None:
+                correct_tokens(
+                    ticket.target.quotas, used, ticket.cost.tokens, tokens, ticket.counted_at
+                )
+
+        await self._change(ticket, apply)
         return effect
 
-    def give_up(self, now: float) -> GatewayError:
-        """What the client gets when no route is left."""
+    async def _change(self, ticket: Ticket, change: Change[None]) -> None:
+        route = ticket.route
+        await self._table.states.update(
+            route.state_key, self._table.policy, ticket.target.usage_key, change
+        )
+
+    async def give_up(self, now: float) -> GatewayError:
+        """What the client gets when no target is left."""
         if self._refusal is not None and self._only_refused:
             return self._refusal
-        if self.pinned_model and self._model_missing is not None and not self._attempted:
+        if self.pinned and self._model_missing is not None and not self._attempted:
+            model = self.targets[0].model
             return NotFound(
-                f"model '{self.pinned_model}' is not available: {self._model_missing}",
+                f"model '{model}' is not available: {self._model_missing}",
                 param="model",
                 code="model_not_found",
             )
-        headers = self._retry_after(now)
+        headers = await self._retry_after(now)
         if now >= self.deadline:
             return NoRouteAvailable(
                 "no provider answered within the request deadline",
@@ -278,18 +393,20 @@ class Walk:
             "no provider could serve this request right now; retry later", headers=headers
         )
 
-    def _retry_after(self, now: float) -> dict[str, str]:
-        """When the first route that can serve this request's model comes back, if any can."""
-        moments = []
-        for route in self.routes:
-            lost = self._table.unavailable_models.get((route.id, self.model_for(route)))
+    async def _retry_after(self, now: float) -> dict[str, str]:
+        """When the first target that can serve this request comes back, if any can."""
+        moments = list(self._back)
+        for target in self.targets:
+            lost = self._table.unavailable_models.get((target.route.id, target.model))
             if lost is not None and lost.blocking:
                 continue
-            moment = self._table.breakers[route.id].available_at(now)
-            key = self._table.rejected_keys.get(route.id)
+            breaker = await self._table.breaker(target.route.id)
+            moment = breaker.available_at(now)
+            key = self._table.rejected_keys.get(target.route.id)
             if key is not None and key.until is not None:
                 moment = max(moment, key.until)
-            moments.append(moment)
+            if moment > now or not self._back:
+                moments.append(moment)
         if not moments:
             return {}
         return {"retry-after": str(max(1, math.ceil(min(moments) - now)))}

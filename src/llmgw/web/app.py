@@ -28,11 +28,17 @@ from llmgw.gateway import Gateway
 from llmgw.web.context import GATEWAY, current_request_id
 from llmgw.web.edge import GatewayConnection
 from llmgw.web.endpoints import chat, health, models, stats
+from llmgw.web.hangup import reload_on_hangup
 
 log = logging.getLogger("llmgw")
 
 
-def create_app(settings: Settings) -> QuartTrio:
+def create_app(
+    settings: Settings, *, reload_on_sighup: bool = False, hangups_seen: int = 0
+) -> QuartTrio:
+    """The app serving `settings`. With `reload_on_sighup` (a server process, whose main thread
+    runs it), SIGHUP reloads the configuration (web.hangup); `hangups_seen` is how many the
+    supervisor had passed on when `settings` were read."""
     app = QuartTrio("llmgw", static_folder=None)
     app.asgi_http_class = GatewayConnection
     app.config.update(
@@ -48,7 +54,9 @@ def create_app(settings: Settings) -> QuartTrio:
     @app.before_serving
     async def open_gateway() -> None:
         gateway = Gateway.open(settings, app.nursery)
-        app.extensions[GATEWAY] = await lifespan.enter_async_context(gateway)
+        app.extensions[GATEWAY] = running = await lifespan.enter_async_context(gateway)
+        if reload_on_sighup:
+            await app.nursery.start(reload_on_hangup, running, hangups_seen)
 
     @app.after_serving
     async def close_gateway() -> None:

@@ -8,13 +8,13 @@ import signal
 import trio
 from hypercorn.config import Config
 from hypercorn.logging import Logger
-from hypercorn.run import run as run_workers
 from hypercorn.trio import serve
 from hypercorn.typing import ResponseSummary, WWWScope
 
 from llmgw.config import Settings
 from llmgw.web.app import create_app
 from llmgw.web.edge import ANSWERED
+from llmgw.web.supervisor import Supervisor
 
 log = logging.getLogger("llmgw")
 
@@ -55,14 +55,17 @@ def hypercorn_config(settings: Settings) -> Config:
     return config
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings) -> int:
+    """Serve until SIGINT or SIGTERM; the process's exit status."""
     config = hypercorn_config(settings)
     if settings.workers > 1:
         # Each worker process builds its own app (and lifespan) from the same environment.
         config.application_path = "llmgw.web.worker:app"
-        run_workers(config)
-        return
+        return Supervisor(config, settings.workers).run()
+    # Until the app catches SIGHUP, one must not end the process (its default).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     trio.run(_serve_until_signalled, settings, config)
+    return 0
 
 
 async def _serve_until_signalled(settings: Settings, config: Config) -> None:
@@ -81,5 +84,6 @@ async def _serve_until_signalled(settings: Settings, config: Config) -> None:
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(wait_for_signal)
-        await serve(create_app(settings), config, shutdown_trigger=shutdown.wait)
+        app = create_app(settings, reload_on_sighup=True)
+        await serve(app, config, shutdown_trigger=shutdown.wait)
         nursery.cancel_scope.cancel()

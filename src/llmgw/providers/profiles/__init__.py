@@ -5,7 +5,8 @@ usage on a stream. One module a provider; each table row names its source."""
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from llmgw.providers.errors import Rule
 from llmgw.providers.parameters import ParamRule
@@ -26,3 +27,5 @@ class Profile:
     # Private history fields (Gemini's thought signatures, reasoning text) are removed before a
     # request reaches an OpenAI-compatible provider; Gemini's own adapter reads them instead.
     strips_private_history: bool = True
+    # Its rate-limit headers that say how much of a quota is left: header -> quota ("rpd", ...).
+    remaining_headers: Mapping[str, str] = field(default_factory=dict)

@@ -70,4 +70,15 @@ PARAMETERS = (
     ),
 )
 
-PROFILE = Profile(errors=ERRORS, parameters=PARAMETERS, stream_usage=StreamUsage.ON_REQUEST)
+# What its rate-limit headers say is left, and of which quota.
+REMAINING = {
+    "x-ratelimit-remaining-requests-day": "rpd",
+    "x-ratelimit-remaining-tokens-minute": "tpm",
+}
+
+PROFILE = Profile(
+    errors=ERRORS,
+    parameters=PARAMETERS,
+    stream_usage=StreamUsage.ON_REQUEST,
+    remaining_headers=REMAINING,
+)

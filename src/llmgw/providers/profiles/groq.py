@@ -111,4 +111,12 @@ PARAMETERS = (
     ParamRule("store", Action.DROP, "fanenr/chatbot#21 (2024-12-14)", "2026-11-25"),
 )
 
-PROFILE = Profile(errors=ERRORS, parameters=PARAMETERS, stream_usage=StreamUsage.ALWAYS)
+# What its rate-limit headers say is left, and of which quota.
+REMAINING = {"x-ratelimit-remaining-requests": "rpd", "x-ratelimit-remaining-tokens": "tpm"}
+
+PROFILE = Profile(
+    errors=ERRORS,
+    parameters=PARAMETERS,
+    stream_usage=StreamUsage.ALWAYS,
+    remaining_headers=REMAINING,
+)

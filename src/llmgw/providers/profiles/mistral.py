@@ -129,4 +129,15 @@ PARAMETERS = (
     ParamRule("logit_bias", Action.REFUSE, _SCHEMA, "2026-11-25"),
 )
 
-PROFILE = Profile(errors=ERRORS, parameters=PARAMETERS, stream_usage=StreamUsage.ALWAYS)
+# What its rate-limit headers say is left, and of which quota.
+REMAINING = {
+    "x-ratelimit-remaining-req-minute": "rpm",
+    "x-ratelimit-remaining-tokens-minute": "tpm",
+}
+
+PROFILE = Profile(
+    errors=ERRORS,
+    parameters=PARAMETERS,
+    stream_usage=StreamUsage.ALWAYS,
+    remaining_headers=REMAINING,
+)

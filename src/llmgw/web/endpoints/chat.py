@@ -24,9 +24,7 @@ async def chat_completions() -> Response:
     blueprint lookups (before/after-request functions, error handlers) on the hot path."""
     gw = current_gateway()
     authenticate(gw.settings.gateway_api_keys)
-    chat = parse_chat_request(
-        await json_body(), enabled=gw.enabled_providers, fixed_provider=gw.settings.fixed_provider
-    )
+    chat = parse_chat_request(await json_body())
     answer = await gw.proxy.complete(chat, current_request_id(), held_by_response())
     return _response(answer)
 

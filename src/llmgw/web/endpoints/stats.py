@@ -92,8 +92,8 @@ async def _snapshot(gw: Gateway, window: str, *, timeline: bool = False) -> _Sna
         raise MetricsUnavailable("the metrics database is not available right now") from None
 
 
-def _circuits(gw: Gateway) -> list[RouteCircuit]:
-    return route_circuits(gw.table, trio.current_time(), time.time())
+async def _circuits(gw: Gateway) -> list[RouteCircuit]:
+    return await route_circuits(gw.table, time.time())
 
 
 def _configured(gw: Gateway) -> list[str]:
@@ -110,7 +110,7 @@ def _guarded_gateway() -> Gateway:
 async def stats() -> Response:
     gw = _guarded_gateway()
     snapshot = await _snapshot(gw, _window())
-    document = stats_document(snapshot.figures, _circuits(gw), _configured(gw), time.time())
+    document = stats_document(snapshot.figures, await _circuits(gw), _configured(gw), time.time())
     return Response(orjson.dumps(document), content_type="application/json")
 
 
@@ -119,7 +119,7 @@ async def dashboard() -> Response:
     gw = _guarded_gateway()
     window, refresh = _window(), _refresh()
     snapshot = await _snapshot(gw, window, timeline=True)
-    document = stats_document(snapshot.figures, _circuits(gw), _configured(gw), time.time())
+    document = stats_document(snapshot.figures, await _circuits(gw), _configured(gw), time.time())
     html = await render_template(
         "dashboard.html",
         stats=document,
@@ -134,4 +134,6 @@ async def dashboard() -> Response:
 async def metrics() -> Response:
     gw = _guarded_gateway()
     snapshot = await _snapshot(gw, "all")
-    return Response(exposition(snapshot.figures, _circuits(gw)), content_type=CONTENT_TYPE_LATEST)
+    return Response(
+        exposition(snapshot.figures, await _circuits(gw)), content_type=CONTENT_TYPE_LATEST
+    )

@@ -12,22 +12,25 @@ import ipaddress
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
+from llmgw.config.errors import ConfigError
+from llmgw.config.file import declare, read_file
+from llmgw.config.groups import Group
+from llmgw.config.parsers import (
+    bool_,
+    choice,
+    http_url,
+    int_in,
+    key_list,
+    lower,
+    seconds,
+    seconds_or_zero,
+    text,
+)
 from llmgw.providers.catalog import CATALOG, ProviderConfig, ProviderInfo
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-class ConfigError(Exception):
-    """A variable has a value we cannot use; the message names it and the expected form."""
-
-    def __init__(self, variable: str, expected: str, value: str) -> None:
-        super().__init__(f"{variable}={value!r} is invalid: expected {expected}")
-        self.variable = variable
 
 
 @dataclass(frozen=True)
@@ -43,72 +46,8 @@ class Variable:
     example: str | None = None  # what .env.example shows, when not the default
 
 
-# Parsers: raw (stripped, non-empty) text -> value; ValueError when the text will not do.
-
-
-def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        value = int(raw)
-        if value < low or (high is not None and value > high):
-            raise ValueError(raw)
-        return value
-
-    return parse
-
-
-def _seconds(raw: str) -> float:
-    value = float(raw)
-    if not value > 0 or value == float("inf"):
-        raise ValueError(raw)
-    return value
-
-
-def _seconds_or_zero(raw: str) -> float:
-    return 0.0 if float(raw) == 0 else _seconds(raw)
-
-
-def _bool(raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ValueError(raw)
-
-
-def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        if raw.lower() not in choices:
-            raise ValueError(raw)
-        return raw.lower()
-
-    return parse
-
-
-def _text(raw: str) -> str:
-    return raw
-
-
-def _http_url(raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(raw)
-    return raw.rstrip("/")
-
-
-def _key_list(raw: str) -> tuple[str, ...]:
-    keys = tuple(key.strip() for key in raw.split(",") if key.strip())
-    # Keys travel in HTTP headers: printable ASCII only (a key pasted with smart quotes is not).
-    if any(
-        not key.isascii() or any(c.isspace() or not c.isprintable() for c in key) for key in keys
-    ):
-        raise ValueError(raw)
-    return keys
-
-
 _SECONDS = "a number of seconds > 0"
 _KEYS = "comma-separated ASCII keys without spaces"
-_PROVIDER_NAMES = tuple(CATALOG)
 SERVER, PROVIDERS, ROUTING, SECURITY, METRICS = (
     "Server",
     "Providers",
@@ -137,99 +76,120 @@ def setting(
 @dataclass(frozen=True)
 class Settings:
     host: str = setting(
-        "HOST", "127.0.0.1", _text, "a host name or address",
+        "HOST", "127.0.0.1", text, "a host name or address",
         "Address to bind. A non-loopback address needs GATEWAY_API_KEYS "
         "(or ALLOW_UNAUTHENTICATED=true).", SERVER,
     )  # fmt: skip
     port: int = setting(
-        "PORT", 8080, _int_in(0, 65535), "a port number 0-65535", "Port to bind.", SERVER
+        "PORT", 8080, int_in(0, 65535), "a port number 0-65535", "Port to bind.", SERVER
     )
     workers: int = setting(
-        "WORKERS", 1, _int_in(1, 64), "an integer 1-64",
-        "hypercorn worker processes; each has its own routes, breakers and metrics task.", SERVER,
+        "WORKERS", 1, int_in(1, 64), "an integer 1-64",
+        "Worker processes sharing the port. They share circuits, rests and quota counts "
+        "(STATE_DB_PATH); each has its own connections and metrics task.", SERVER,
     )  # fmt: skip
     keep_alive_timeout_seconds: float = setting(
-        "KEEP_ALIVE_TIMEOUT_SECONDS", 5.0, _seconds, _SECONDS,
+        "KEEP_ALIVE_TIMEOUT_SECONDS", 5.0, seconds, _SECONDS,
         "Idle keep-alive connections are closed after this many seconds.", SERVER,
     )  # fmt: skip
     body_timeout_seconds: float = setting(
-        "BODY_TIMEOUT_SECONDS", 30.0, _seconds, _SECONDS,
+        "BODY_TIMEOUT_SECONDS", 30.0, seconds, _SECONDS,
         "A client that has not sent its whole request body after this long gets 408.", SERVER,
     )  # fmt: skip
     shutdown_grace_seconds: float = setting(
-        "SHUTDOWN_GRACE_SECONDS", 10.0, _seconds, _SECONDS,
+        "SHUTDOWN_GRACE_SECONDS", 10.0, seconds, _SECONDS,
         "On SIGINT/SIGTERM, in-flight requests get this long to finish.", SERVER,
     )  # fmt: skip
     max_request_body_bytes: int = setting(
-        "MAX_REQUEST_BODY_BYTES", 10 * 1024 * 1024, _int_in(1), "an integer >= 1",
+        "MAX_REQUEST_BODY_BYTES", 10 * 1024 * 1024, int_in(1), "an integer >= 1",
         "Larger request bodies get 413.", SERVER,
     )  # fmt: skip
-    providers: tuple[ProviderConfig, ...] = ()  # from the <PROVIDER>_* variables, see below
+    config_path: str | None = setting(
+        "CONFIG_PATH", None, text, "a file path",
+        "A YAML file declaring providers, keys (as ${VARIABLE} references), models with their "
+        "limits, and groups (see 'The configuration file'). With it, the file alone says which "
+        "providers there are and the <PROVIDER>_* variables are not read; without it, they are. "
+        "SIGHUP reads it again.", PROVIDERS,
+    )  # fmt: skip
+    # From the file, or from the <PROVIDER>_* variables (see below), with the built-in free tiers.
+    providers: tuple[ProviderConfig, ...] = ()
+    groups: tuple[Group, ...] = ()  # public model names for several provider/model pairs
+    free_tier_limits: bool = setting(
+        "FREE_TIER_LIMITS", True, bool_, "true or false",
+        "Count requests against the built-in providers' published free-tier limits before "
+        "sending (src/llmgw/free_tiers.yaml). false for paid keys: then only the limits a "
+        "configuration file declares apply, besides what providers answer.", PROVIDERS,
+    )  # fmt: skip
     fixed_provider: str | None = setting(
-        "FIXED_PROVIDER", None, _choice(_PROVIDER_NAMES), "one of " + ", ".join(_PROVIDER_NAMES),
+        "FIXED_PROVIDER", None, lower, "the name of a configured provider",
         "Route every request to this one provider (debugging); case-insensitive.", PROVIDERS,
     )  # fmt: skip
     circuit_failure_threshold: int = setting(
-        "CIRCUIT_FAILURE_THRESHOLD", 3, _int_in(1), "an integer >= 1",
+        "CIRCUIT_FAILURE_THRESHOLD", 3, int_in(1), "an integer >= 1",
         "Consecutive failures that open a route's circuit.", ROUTING,
     )  # fmt: skip
     circuit_cooldown_base_seconds: float = setting(
-        "CIRCUIT_COOLDOWN_BASE_SECONDS", 30.0, _seconds, _SECONDS,
+        "CIRCUIT_COOLDOWN_BASE_SECONDS", 30.0, seconds, _SECONDS,
         "The first cooldown of an open circuit; it doubles on each consecutive trip.", ROUTING,
     )  # fmt: skip
     circuit_max_cooldown_seconds: float = setting(
-        "CIRCUIT_MAX_COOLDOWN_SECONDS", 300.0, _seconds, _SECONDS,
+        "CIRCUIT_MAX_COOLDOWN_SECONDS", 300.0, seconds, _SECONDS,
         "The cap of the cooldown (at least the base; unset, the larger of 300 and the base).",
         ROUTING,
     )  # fmt: skip
     upstream_connect_timeout_seconds: float = setting(
-        "UPSTREAM_CONNECT_TIMEOUT_SECONDS", 5.0, _seconds, _SECONDS,
+        "UPSTREAM_CONNECT_TIMEOUT_SECONDS", 5.0, seconds, _SECONDS,
         "Per attempt: connecting to the provider.", ROUTING,
     )  # fmt: skip
     upstream_first_byte_timeout_seconds: float = setting(
-        "UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS", 60.0, _seconds, _SECONDS,
+        "UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS", 60.0, seconds, _SECONDS,
         "Per attempt: until the response headers (for a stream, its first event).", ROUTING,
     )  # fmt: skip
     upstream_idle_timeout_seconds: float = setting(
-        "UPSTREAM_IDLE_TIMEOUT_SECONDS", 60.0, _seconds, _SECONDS,
+        "UPSTREAM_IDLE_TIMEOUT_SECONDS", 60.0, seconds, _SECONDS,
         "Per attempt: the longest gap between two pieces of a body or stream.", ROUTING,
     )  # fmt: skip
     request_deadline_seconds: float = setting(
-        "REQUEST_DEADLINE_SECONDS", 300.0, _seconds, _SECONDS,
+        "REQUEST_DEADLINE_SECONDS", 300.0, seconds, _SECONDS,
         "The whole request, across all attempts and the whole stream.", ROUTING,
     )  # fmt: skip
     model_check_interval_seconds: float = setting(
-        "MODEL_CHECK_INTERVAL_SECONDS", 21600.0, _seconds_or_zero, "a number of seconds >= 0",
+        "MODEL_CHECK_INTERVAL_SECONDS", 21600.0, seconds_or_zero, "a number of seconds >= 0",
         "How often each key lists its provider's models, to flag a configured model that is not "
         "offered and a rejected key (also at start-up). 0: never (air-gapped use).", ROUTING,
     )  # fmt: skip
+    state_db_path: str = setting(
+        "STATE_DB_PATH", "state.db", text, "a file path",
+        "The SQLite file every worker keeps routing state in: circuits, rests and quota counts, "
+        "so workers share them and they survive a restart.", ROUTING,
+    )  # fmt: skip
     gateway_api_keys: tuple[str, ...] = setting(
-        "GATEWAY_API_KEYS", (), _key_list, _KEYS,
+        "GATEWAY_API_KEYS", (), key_list, _KEYS,
         "Comma-separated keys clients must send as 'Authorization: Bearer <key>'. "
         "Unset: no client authentication.", SECURITY, secret=True,
     )  # fmt: skip
     allow_unauthenticated: bool = setting(
-        "ALLOW_UNAUTHENTICATED", False, _bool, "true or false",
+        "ALLOW_UNAUTHENTICATED", False, bool_, "true or false",
         "Allow binding a non-loopback HOST without GATEWAY_API_KEYS.", SECURITY,
     )  # fmt: skip
     metrics_db_path: str = setting(
-        "METRICS_DB_PATH", "metrics.db", _text, "a file path",
+        "METRICS_DB_PATH", "metrics.db", text, "a file path",
         "The SQLite file metrics are kept in.", METRICS,
     )  # fmt: skip
     metrics_retention_days: int = setting(
-        "METRICS_RETENTION_DAYS", 30, _int_in(1), "an integer >= 1",
+        "METRICS_RETENTION_DAYS", 30, int_in(1), "an integer >= 1",
         "Metrics older than this many days are deleted.", METRICS,
     )  # fmt: skip
     log_level: str = setting(
-        "LOG_LEVEL", "info", _choice(LOG_LEVELS), "one of " + "|".join(LOG_LEVELS),
+        "LOG_LEVEL", "info", choice(LOG_LEVELS), "one of " + "|".join(LOG_LEVELS),
         "One of " + ", ".join(LOG_LEVELS) + ".", METRICS,
     )  # fmt: skip
     log_format: str = setting(
-        "LOG_FORMAT", "text", _choice(LOG_FORMATS), "one of " + "|".join(LOG_FORMATS),
+        "LOG_FORMAT", "text", choice(LOG_FORMATS), "one of " + "|".join(LOG_FORMATS),
         "text, or json for one JSON object a line.", METRICS,
     )  # fmt: skip
     log_llm_response_details: bool = setting(
-        "LOG_LLM_RESPONSE_DETAILS", False, _bool, "true or false",
+        "LOG_LLM_RESPONSE_DETAILS", False, bool_, "true or false",
         "Log full upstream response bodies (keys are always redacted).", METRICS,
     )  # fmt: skip
 
@@ -261,18 +221,18 @@ class ProviderVariable:
 
 API_KEY, BASE_URL, MODEL = PROVIDER_VARIABLES = (
     ProviderVariable(
-        "API_KEY", _key_list, _KEYS,
+        "API_KEY", key_list, _KEYS,
         "The provider is enabled when its key is set. Several keys, comma-separated, are "
         "rotated as separate routes, each with its own circuit breaker.",
         lambda info: (), secret=True,
     ),
     ProviderVariable(
-        "BASE_URL", _http_url, "an http(s) URL",
+        "BASE_URL", http_url, "an http(s) URL",
         "The provider's API base (override for self-hosted mirrors or tests).",
         lambda info: info.default_base_url,
     ),
     ProviderVariable(
-        "MODEL", _text, "a model id",
+        "MODEL", text, "a model id",
         'The model used when the client does not pin one ("<provider>/<model id>").',
         lambda info: info.default_model,
     ),
@@ -330,7 +290,18 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     values = {spec.name: _read(env, variable, spec.default) for spec, variable in variables()}
     if _value(env, "CIRCUIT_MAX_COOLDOWN_SECONDS") is None:
         values["circuit_max_cooldown_seconds"] = max(300.0, values["circuit_cooldown_base_seconds"])
-    settings = Settings(providers=_providers(env), **values)
+    path = values["config_path"]
+    entry = read_file(path) if path else None
+    from_env = _providers(env) if entry is None else ()
+    declared = declare(entry, env, from_env, path or "", values["free_tier_limits"])
+    settings = Settings(providers=declared.providers, groups=declared.groups, **values)
+    known = {p.name for p in settings.providers} | set(CATALOG)
+    if entry is not None:
+        known |= set(entry.providers)
+    if settings.fixed_provider is not None and settings.fixed_provider not in known:
+        raise ConfigError(
+            "FIXED_PROVIDER", "one of " + ", ".join(sorted(known)), settings.fixed_provider
+        )
     if settings.circuit_max_cooldown_seconds < settings.circuit_cooldown_base_seconds:
         raise ConfigError(
             "CIRCUIT_MAX_COOLDOWN_SECONDS",

@@ -1,0 +1,53 @@
+"""Where the routing state lives: each route's breaker (its circuit and its rests) and each
+route's quota counts. In memory for one process (`MemoryStates`); shared by every worker of a
+host through SQLite (llmgw.state). Whatever the store, a change is atomic: it loads a route's
+breaker and counts, applies a pure change to them, and saves them, with no other worker's
+change in between."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from llmgw.routing.breaker import BreakerPolicy, CircuitBreaker
+from llmgw.routing.quota import Used
+
+T = TypeVar("T")
+# A change: the route's breaker and the counts of one quota key, changed in place.
+Change = Callable[[CircuitBreaker, dict[str, Used]], T]
+
+
+class RouteStates(Protocol):
+    async def update(
+        self, route: str, policy: BreakerPolicy, usage: str | None, change: Change[T]
+    ) -> T:
+        """Apply `change` to the route's state atomically, and return what it returned.
+        `usage` names the counts it gets (None: none)."""
+
+    async def peek(
+        self, route: str, policy: BreakerPolicy, usage: str | None
+    ) -> tuple[CircuitBreaker, dict[str, Used]]:
+        """A copy of the route's state, for reading."""
+
+
+class MemoryStates:
+    """One process's state, in dicts."""
+
+    def __init__(self) -> None:
+        self.breakers: dict[str, CircuitBreaker] = {}
+        self.usage: dict[str, dict[str, Used]] = {}
+
+    async def update(
+        self, route: str, policy: BreakerPolicy, usage: str | None, change: Change[T]
+    ) -> T:
+        breaker = self.breakers.setdefault(route, policy.breaker())
+        counts = self.usage.setdefault(usage, {}) if usage is not None else {}
+        return change(breaker, counts)
+
+    async def peek(
+        self, route: str, policy: BreakerPolicy, usage: str | None
+    ) -> tuple[CircuitBreaker, dict[str, Used]]:
+        breaker = dataclasses.replace(self.breakers.get(route, policy.breaker()))
+        counts = self.usage.get(usage, {}) if usage is not None else {}
+        return breaker, {name: Used(u.window_start, u.amount) for name, u in counts.items()}

@@ -1,0 +1,1 @@
+"""Routing state kept where every worker of the host sees it (SQLite)."""
