@@ -23,6 +23,7 @@ from llmgw.errors import (
     NotFound,
     PayloadTooLarge,
     RequestTimeout,
+    retry_can_help,
 )
 from llmgw.gateway import Gateway
 from llmgw.web.context import GATEWAY, current_request_id
@@ -80,6 +81,8 @@ def render(error: GatewayError) -> Response:
     """The one renderer: every error a client gets is this JSON, with this status."""
     response = Response(error.json(), status=error.status, content_type="application/json")
     response.headers.update(error.headers)
+    if not retry_can_help(error.status, error.code):
+        response.headers["x-should-retry"] = "false"
     return response
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from quart import Response
 
 from llmgw.chat_request import parse_chat_request
+from llmgw.errors import retry_can_help
 from llmgw.proxy import Answer
 from llmgw.web.context import current_gateway, current_request_id, held_by_response
 from llmgw.web.guards import authenticate, json_body
@@ -38,5 +39,7 @@ def _response(answer: Answer) -> Response:
     }
     if answer.stream is None:
         headers["content-type"] = "application/json"
+        if not retry_can_help(answer.status):  # a provider's refusal of the request
+            headers["x-should-retry"] = "false"
         return Response(answer.body, status=answer.status, headers=headers)
     return Response(answer.stream, status=200, headers={**headers, **_STREAM_HEADERS})
