@@ -1,21 +1,23 @@
 """GET /v1/models: `auto` plus `<provider>/<model>` for every enabled provider, in OpenAI's
-format."""
+format; GET /v1/models/{id}: one of them, or OpenAI's 404 `model_not_found`."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import orjson
 from quart import Blueprint, Response
 
+from llmgw.config import Settings
+from llmgw.errors import NotFound
 from llmgw.web.context import current_gateway
 from llmgw.web.guards import authenticate
 
 blueprint = Blueprint("models", __name__)
 
 
-@blueprint.get("/v1/models")
-async def list_models() -> Response:
-    settings = current_gateway().settings
-    authenticate(settings.gateway_api_keys)
+def model_entries(settings: Settings) -> list[dict[str, Any]]:
+    """The models this gateway names, in OpenAI's `model` object shape."""
     entries = [{"id": "auto", "object": "model", "created": 0, "owned_by": "llmgw"}]
     entries += [
         {
@@ -27,5 +29,28 @@ async def list_models() -> Response:
         for provider in settings.providers
         if settings.fixed_provider in (None, provider.name)
     ]
-    body = orjson.dumps({"object": "list", "data": entries})
+    return entries
+
+
+@blueprint.get("/v1/models")
+async def list_models() -> Response:
+    settings = current_gateway().settings
+    authenticate(settings.gateway_api_keys)
+    body = orjson.dumps({"object": "list", "data": model_entries(settings)})
     return Response(body, content_type="application/json")
+
+
+# `path`: model ids hold slashes (`openrouter/meta-llama/llama-3.3-70b-instruct:free`).
+@blueprint.get("/v1/models/<path:model>")
+async def retrieve_model(model: str) -> Response:
+    settings = current_gateway().settings
+    authenticate(settings.gateway_api_keys)
+    entry = next((e for e in model_entries(settings) if e["id"] == model), None)
+    if entry is None:
+        # OpenAI's answer for a model it does not have.
+        raise NotFound(
+            f"The model '{model}' does not exist: GET /v1/models lists the ones this gateway "
+            "serves",
+            code="model_not_found",
+        )
+    return Response(orjson.dumps(entry), content_type="application/json")
