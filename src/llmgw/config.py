@@ -102,6 +102,30 @@ def _key_list(raw: str) -> tuple[str, ...]:
     return keys
 
 
+def _origin_list(raw: str) -> tuple[str, ...]:
+    """Browser origins (`scheme://host[:port]`, as a browser writes its `Origin` header), or `*`."""
+    origins = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        if item == "*":
+            origins.append(item)
+            continue
+        parts = urlsplit(item)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(raw)
+        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+            raise ValueError(raw)
+        port = parts.port  # raises ValueError for a port that is not a number 0-65535
+        default_port = {"http": 80, "https": 443}[parts.scheme]
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        shown_port = f":{port}" if port is not None and port != default_port else ""
+        origins.append(f"{parts.scheme}://{host}{shown_port}")
+    if "*" in origins and len(origins) > 1:
+        raise ValueError(raw)
+    return tuple(origins)
+
+
 _SECONDS = "a number of seconds > 0"
 _KEYS = "comma-separated ASCII keys without spaces"
 _PROVIDER_NAMES = tuple(CATALOG)
@@ -202,6 +226,13 @@ class Settings:
     allow_unauthenticated: bool = setting(
         "ALLOW_UNAUTHENTICATED", False, _bool, "true or false",
         "Allow binding a non-loopback HOST without GATEWAY_API_KEYS.", SECURITY,
+    )  # fmt: skip
+    cors_allow_origins: tuple[str, ...] = setting(
+        "CORS_ALLOW_ORIGINS", (), _origin_list,
+        "comma-separated origins such as http://localhost:3000, or *",
+        "Browser pages from these origins may call the gateway (CORS), e.g. "
+        "'http://localhost:3000,https://chat.example.com'; '*' allows any page and needs "
+        "GATEWAY_API_KEYS (or ALLOW_UNAUTHENTICATED=true). Unset: no CORS headers.", SECURITY,
     )  # fmt: skip
     metrics_db_path: str = setting(
         "METRICS_DB_PATH", "metrics.db", _text, "a file path",
@@ -338,6 +369,17 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             "a loopback address, unless GATEWAY_API_KEYS is set or ALLOW_UNAUTHENTICATED=true "
             "(anyone who can reach the gateway could spend your provider keys)",
             settings.host,
+        )
+    if (
+        "*" in settings.cors_allow_origins
+        and not settings.gateway_api_keys
+        and not settings.allow_unauthenticated
+    ):
+        raise ConfigError(
+            "CORS_ALLOW_ORIGINS",
+            "a list of origins, unless GATEWAY_API_KEYS is set or ALLOW_UNAUTHENTICATED=true "
+            "(with '*' any web page a user opens could spend your provider keys)",
+            "*",
         )
     return settings
 

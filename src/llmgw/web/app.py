@@ -27,6 +27,7 @@ from llmgw.errors import (
 )
 from llmgw.gateway import Gateway
 from llmgw.web.context import GATEWAY, current_request_id
+from llmgw.web.cors import CorsPolicy
 from llmgw.web.edge import GatewayConnection
 from llmgw.web.endpoints import chat, health, models, stats
 
@@ -35,7 +36,9 @@ log = logging.getLogger("llmgw")
 
 def create_app(settings: Settings) -> QuartTrio:
     app = QuartTrio("llmgw", static_folder=None)
-    app.asgi_http_class = GatewayConnection
+    app.asgi_http_class = GatewayConnection.with_cors(
+        CorsPolicy.from_setting(settings.cors_allow_origins)
+    )
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_body_bytes,
         BODY_TIMEOUT=settings.body_timeout_seconds,
