@@ -19,6 +19,7 @@ class, with what must hold for every response whatever produced it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from typing import cast
 
@@ -52,14 +53,25 @@ class GatewayConnection(TrioASGIHTTPConnection):
             cors_headers, preflight = self._cors(self.cors)
             added += cors_headers
 
+        body_left: int | None = None  # of a Content-Length body, the bytes not yet sent
+
         async def edge_send(message: ASGISendEvent) -> None:
+            nonlocal body_left
             if message["type"] == "http.response.start":
                 message["headers"] = [*message["headers"], *added]
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                scope[ANSWERED] = True
-                with trio.CancelScope(shield=True):
-                    await send(message)
-                return
+                body_left = _content_length(message["headers"])
+            elif message["type"] == "http.response.body":
+                if not message.get("more_body", False):
+                    scope[ANSWERED] = True
+                    with trio.CancelScope(shield=True):
+                        await send(message)
+                    return
+                if body_left is not None:
+                    # Quart sends the body, then an empty last message: a client that closes
+                    # on the body's last byte may do so before that last message is sent.
+                    body_left -= len(message.get("body", b""))
+                    if body_left <= 0:
+                        scope[ANSWERED] = True
             await send(message)
 
         if preflight is not None:
@@ -86,3 +98,8 @@ class GatewayConnection(TrioASGIHTTPConnection):
             private_network=headers.get(b"access-control-request-private-network") == b"true",
         )
         return [], cors.preflight(page, asked)
+
+
+def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
+    value = next((v for k, v in headers if k.lower() == b"content-length"), None)
+    return int(value) if value is not None and value.isdigit() else None
