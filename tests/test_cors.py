@@ -153,7 +153,15 @@ PREFLIGHT = {
 
 
 @pytest.mark.parametrize(
-    "path", ["/v1/chat/completions", "/v1/models", "/v1/models/auto", "/stats", "/nowhere"]
+    "path",
+    [
+        "/v1/chat/completions",
+        "/v1/responses",
+        "/v1/models",
+        "/v1/models/auto",
+        "/stats",
+        "/nowhere",
+    ],
 )
 async def test_a_preflight_is_answered_on_every_path_before_the_key_check(path: str) -> None:
     async with running_gateway({"GATEWAY_API_KEYS": KEY, "CORS_ALLOW_ORIGINS": PAGE}) as gw:

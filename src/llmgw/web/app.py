@@ -29,7 +29,7 @@ from llmgw.gateway import Gateway
 from llmgw.web.context import GATEWAY, current_request_id
 from llmgw.web.cors import CorsPolicy
 from llmgw.web.edge import GatewayConnection
-from llmgw.web.endpoints import chat, health, models, stats
+from llmgw.web.endpoints import chat, health, models, responses, stats
 
 log = logging.getLogger("llmgw")
 
@@ -75,6 +75,7 @@ def create_app(settings: Settings) -> QuartTrio:
         return render(InternalError("the gateway failed to handle this request"))
 
     app.add_url_rule(chat.PATH, view_func=chat.chat_completions, methods=["POST"])
+    app.add_url_rule(responses.PATH, view_func=responses.create_response, methods=["POST"])
     for endpoints in (models, health, stats):
         app.register_blueprint(endpoints.blueprint)
     return app
