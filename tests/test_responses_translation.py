@@ -417,9 +417,21 @@ def test_what_cannot_be_served_is_a_400_naming_the_field(
     assert words in refused.value.message
 
 
+DEEP = (
+    b'{"input": "hi", "text": {"format": {"type": "json_schema", "schema": '
+    + (b'{"a": ' * 252 + b"1" + b"}" * 252)
+    + b"}}}"
+)
+
+
 @pytest.mark.parametrize(
     ("raw", "words"),
-    [(b"", "empty"), (b"{nope", "not valid JSON"), (b"[1]", "must be a JSON object")],
+    [
+        (b"", "empty"),
+        (b"{nope", "not valid JSON"),
+        (b"[1]", "must be a JSON object"),
+        (DEEP, "nested too deeply"),
+    ],
 )
 def test_a_body_that_is_no_json_object_is_a_400(raw: bytes, words: str) -> None:
     with pytest.raises(InvalidRequest) as refused:

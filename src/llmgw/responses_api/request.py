@@ -88,9 +88,15 @@ def parse_responses_request(
     if body.get("stream") is True:
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}
-    request = parse_chat_request(orjson.dumps(chat), enabled=enabled, fixed_provider=fixed_provider)
     echo = {name: body[name] if body.get(name) is not None else default
             for name, default in _ECHOED.items()}  # fmt: skip
+    try:
+        raw_chat = orjson.dumps(chat)
+        orjson.dumps({"event": {"response": echo}})  # as deep as the echo will ever be written
+    except orjson.JSONEncodeError:
+        # orjson reads 1,024 levels of nesting but writes only 254; no model needs more.
+        raise InvalidRequest("the request body is nested too deeply") from None
+    request = parse_chat_request(raw_chat, enabled=enabled, fixed_provider=fixed_provider)
     return ResponsesCall(chat=request, echo=echo)
 
 
