@@ -155,6 +155,27 @@ def chat_of(body: dict[str, Any], **kw: Any) -> dict[str, Any]:
         pytest.param(
             {
                 "input": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "input_image", "image_url": "https://x/a.png"}],
+                    },
+                    {"role": "assistant", "content": [{"type": "refusal", "refusal": "No."}]},
+                ]
+            },
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image_url", "image_url": {"url": "https://x/a.png"}}],
+                    },
+                    {"role": "assistant", "content": "No."},
+                ]
+            },
+            id="an image by URL alone; an assistant's refusal is its text",
+        ),
+        pytest.param(
+            {
+                "input": [
                     {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
                     {"type": "function_call_output", "call_id": "c", "output": "1"},
                 ]

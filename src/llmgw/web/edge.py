@@ -87,10 +87,9 @@ class GatewayConnection(TrioASGIHTTPConnection):
         origin the whole answer's headers. A request from elsewhere gets neither: it is served
         as without CORS, and the browser keeps the answer from the page."""
         headers = dict(self.scope["headers"])
-        origin = headers.get(b"origin")
-        if origin is None or not cors.allows(origin.decode("latin-1")):
+        page = headers.get(b"origin", b"").decode("latin-1")
+        if not page or not cors.allows(page):
             return [], None
-        page = origin.decode("latin-1")
         if self.scope["method"] != "OPTIONS" or b"access-control-request-method" not in headers:
             return cors.response(page), None
         asked = Preflight(
