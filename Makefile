@@ -1,4 +1,5 @@
-# `make run` sets up a local virtual environment (once) and starts the gateway.
+# `make run` sets up a local virtual environment (once) and starts the gateway; `make demo` starts
+# it with local fake providers, no keys needed.
 # `make test` sets it up and runs every check: lint, format, types, the layering, security, the
 # generated files' freshness, the test suite with coverage (floor: 90%). scripts/verify does the
 # same without make.
@@ -6,9 +7,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SCRIPTS := scripts/generate-types scripts/generate-docs
+SCRIPTS := scripts/generate-types scripts/generate-docs scripts/demo
 
-.PHONY: run test lint types layers security generated regenerate pytest clean
+.PHONY: run demo test lint types layers security generated regenerate pytest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,10 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/llmgw
+
+# The gateway with local fake providers (one of them failing part of the time): no keys needed.
+demo: $(STAMP)
+	$(BIN)/python scripts/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench $(SCRIPTS)

@@ -25,11 +25,12 @@ if (-not (Test-Path $py) -or $stale) {
     New-Item -ItemType File -Force $stamp | Out-Null
 }
 
-Invoke-Step -m ruff check src tests bench scripts/generate-types scripts/generate-docs
-Invoke-Step -m ruff format --check src tests bench scripts/generate-types scripts/generate-docs
+Invoke-Step -m ruff check src tests bench scripts/generate-types scripts/generate-docs scripts/demo
+Invoke-Step -m ruff format --check src tests bench scripts/generate-types scripts/generate-docs scripts/demo
 Invoke-Step -m mypy
 Invoke-Step -m mypy scripts/generate-types
 Invoke-Step -m mypy scripts/generate-docs
+Invoke-Step -m mypy scripts/demo
 Invoke-Step -c "from importlinter.cli import lint_imports_command; lint_imports_command()"
 Invoke-Step -m bandit --quiet -c pyproject.toml -r src
 Invoke-Step scripts/generate-types --check

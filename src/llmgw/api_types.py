@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeAlias
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
@@ -149,6 +149,15 @@ class Health(Struct):
     status: Literal["ok"]
 
 
+Input: TypeAlias = Annotated[
+    list[dict[str, Any]],
+    Meta(
+        description="A user message as a string, or the conversation as items: messages (`role` user,\nassistant, system or developer; `content` a string or `input_text`, `input_image`\nand `output_text` parts), `function_call` and `function_call_output` items.\n",
+        min_length=1,
+    ),
+]
+
+
 class LatencySummary(Struct):
     """
     Over successful upstream attempts, in milliseconds; null before the first.
@@ -218,6 +227,138 @@ class QuotaLeft(Struct):
         ),
     ]
     resets_at: Annotated[str, Meta(description="When the current window ends.")]
+
+
+class Response(Struct):
+    """
+    OpenAI's Response object, translated from the chat completion that answered.
+    """
+
+    id: str
+    object: Literal["response"]
+    created_at: int
+    status: Literal["completed", "incomplete", "failed", "in_progress"]
+    model: Annotated[str, Meta(description="The model that answered.")]
+    output: list[ResponseOutputItem]
+    parallel_tool_calls: bool
+    tool_choice: Annotated[Any, Meta(description="As the request gave it (`auto` by default).")]
+    tools: list[dict[str, Any]]
+    usage: ResponseUsage | UnsetType | None = UNSET
+    error: dict[str, Any] | None = None
+    incomplete_details: (
+        Annotated[
+            dict[str, Any],
+            Meta(
+                description='`{"reason": "max_output_tokens" | "content_filter"}` when `status` is `incomplete`.'
+            ),
+        ]
+        | None
+    ) = None
+    instructions: str | None = None
+    store: bool | UnsetType = UNSET
+    previous_response_id: str | None = None
+
+
+class ResponseCreateRequest(Struct):
+    """
+    OpenAI's Responses API request. The gateway checks the fields below and translates the
+    items of `input`; fields it has no use for are ignored.
+
+    """
+
+    input: Annotated[
+        str | Input,
+        Meta(
+            description="A user message as a string, or the conversation as items: messages (`role` user,\nassistant, system or developer; `content` a string or `input_text`, `input_image`\nand `output_text` parts), `function_call` and `function_call_output` items.\n"
+        ),
+    ]
+    model: (
+        Annotated[
+            str,
+            Meta(
+                description="`auto`, any model name (served by the pool), or `<provider>/<model id>`."
+            ),
+        ]
+        | None
+    ) = None
+    instructions: (
+        Annotated[str, Meta(description="A system message put before `input`.")] | None
+    ) = None
+    tools: (
+        Annotated[
+            list[dict[str, Any]],
+            Meta(description='Function tools: `{"type": "function", "name", "parameters", ...}`.'),
+        ]
+        | None
+    ) = None
+    tool_choice: (
+        Annotated[
+            str | dict[str, Any] | None,
+            Meta(description='`auto`, `none`, `required`, or `{"type": "function", "name"}`.'),
+        ]
+        | None
+    ) = None
+    parallel_tool_calls: bool | None = None
+    text: (
+        Annotated[
+            dict[str, Any],
+            Meta(
+                description='`{"format": {"type": "text" | "json_object" | "json_schema", ...}}`.'
+            ),
+        ]
+        | None
+    ) = None
+    stream: bool | None = None
+    store: (
+        Annotated[
+            bool, Meta(description="Only `false` (or absent): the gateway keeps no responses.")
+        ]
+        | None
+    ) = None
+    previous_response_id: (
+        Annotated[str, Meta(description="Refused when set: the gateway keeps no responses.")] | None
+    ) = None
+    max_output_tokens: Annotated[int, Meta(ge=1, le=9223372036854775807)] | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    user: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+class ResponseOutputItem(Struct):
+    """
+    A `message` (`content`: `output_text` or `refusal` parts) or a `function_call`
+    (`call_id`, `name`, `arguments` as a JSON string).
+
+    """
+
+    type: Literal["message", "function_call"]
+    id: str
+    status: Literal["completed", "incomplete", "in_progress"] | UnsetType = UNSET
+    role: Literal["assistant"] | UnsetType = UNSET
+    content: list[dict[str, Any]] | UnsetType = UNSET
+    call_id: str | UnsetType = UNSET
+    name: str | UnsetType = UNSET
+    arguments: str | UnsetType = UNSET
+
+
+class ResponseStreamEvent(Struct):
+    """
+    One server-sent event of a streamed Response: `event` is the type, `data` the event as
+    JSON (with the same `type` and its `sequence_number`).
+
+    """
+
+    event: str
+    data: str
+
+
+class ResponseUsage(Struct):
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    input_tokens_details: dict[str, Any] | UnsetType = UNSET
+    output_tokens_details: dict[str, Any] | UnsetType = UNSET
 
 
 class RouteCircuit(Struct):

@@ -46,34 +46,39 @@ _STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 
 _REQUEST_TYPE = inspect.type_info(ChatCompletionRequest)
 assert isinstance(_REQUEST_TYPE, inspect.StructType)
-_REQUIRED = frozenset(field.encode_name for field in _REQUEST_TYPE.fields if field.required)
 
 
-def schema_refusal(text: str) -> InvalidRequest:
-    """msgspec's validation error -> the 400 the client gets, naming the field."""
+def schema_refusal(text: str, request: inspect.StructType = _REQUEST_TYPE) -> InvalidRequest:
+    """msgspec's validation error against `request` (by default the chat request's type) -> the
+    400 the client gets, naming the field."""
     parsed = _ERROR.fullmatch(text)
     assert parsed is not None  # the pattern matches any text
     what, path = parsed["what"], parsed["path"] or ""
     missing = _MISSING.fullmatch(what)
     if missing is not None:
         path += "." + missing["field"]
-    declared = _declared_type(path) if path else None
+    declared = _declared_type(path, request) if path else None
     if declared is None:
         return InvalidRequest(f"the request does not match the API schema: {text}")
     param = path.removeprefix(".")
     got = _GOT.fullmatch(what)
-    if param in _REQUIRED and (missing or (got and got["got"] == "null")):
+    required = {field.encode_name for field in request.fields if field.required}
+    if param in required and (missing or (got and got["got"] == "null")):
         return InvalidRequest(f"'{param}' is required", param=param)
     if missing or got:
         return InvalidRequest(f"'{param}' must be {_kind(declared)}", param=param)
     return InvalidRequest(f"'{param}' must be {_bound(what, declared)}", param=param)
 
 
-def _declared_type(path: str) -> inspect.Type | None:
+def _declared_type(path: str, request: inspect.StructType) -> inspect.Type | None:
     """The type the spec declares at a msgspec error path such as `.messages[0].role`."""
-    node: inspect.Type = _REQUEST_TYPE
+    node: inspect.Type = request
     for name, index in _STEP.findall(path):
         node = _value_type(node)
+        if index and isinstance(node, inspect.UnionType):
+            # `str | list[...]`: an index can only be into the list.
+            lists = [t for t in map(_value_type, node.types) if isinstance(t, inspect.ListType)]
+            node = lists[0] if lists else node
         if index and isinstance(node, inspect.ListType):
             node = node.item_type
         elif name and isinstance(node, inspect.StructType):
@@ -113,6 +118,9 @@ def _kind(node: inspect.Type) -> str:
         return "an object"
     if isinstance(node, inspect.ListType):
         return "a non-empty array" if node.min_length == 1 else "an array"
+    if isinstance(node, inspect.UnionType):
+        kinds = [_kind(_value_type(t)) for t in node.types if not isinstance(t, inspect.NoneType)]
+        return " or ".join(kinds)
     return "a valid value"
 
 

@@ -35,6 +35,22 @@ class GatewayError(Exception):
         return orjson.dumps(self.body())
 
 
+# The statuses a retry of the same request may turn into a success (OpenAI's SDKs retry
+# exactly these, unless `x-should-retry` says otherwise).
+_RETRYABLE_STATUSES = frozenset({408, 409, 429})
+# Codes that no retry changes, whatever their status.
+_PERMANENT_CODES = frozenset({"no_provider_configured"})
+
+
+def retry_can_help(status: int, code: str | None = None) -> bool:
+    """Whether sending the same request again may succeed: the answer carries
+    `x-should-retry: false` when it cannot, so that clients stop retrying what only a change of
+    request or configuration can fix."""
+    if code in _PERMANENT_CODES:
+        return False
+    return status in _RETRYABLE_STATUSES or status >= 500
+
+
 def error_body(
     message: str, error_type: str, *, param: str | None = None, code: str | None = None
 ) -> dict[str, Any]:

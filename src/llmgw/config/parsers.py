@@ -72,3 +72,27 @@ def key_list(raw: str) -> tuple[str, ...]:
     ):
         raise ValueError(raw)
     return keys
+
+
+def origin_list(raw: str) -> tuple[str, ...]:
+    """Browser origins (`scheme://host[:port]`, as a browser writes its `Origin` header), or `*`."""
+    origins = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        if item == "*":
+            origins.append(item)
+            continue
+        parts = urlsplit(item)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(raw)
+        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+            raise ValueError(raw)
+        port = parts.port  # raises ValueError for a port that is not a number 0-65535
+        default_port = {"http": 80, "https": 443}[parts.scheme]
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        shown_port = f":{port}" if port is not None and port != default_port else ""
+        origins.append(f"{parts.scheme}://{host}{shown_port}")
+    if "*" in origins and len(origins) > 1:
+        raise ValueError(raw)
+    return tuple(origins)

@@ -23,6 +23,7 @@ from llmgw.config.parsers import (
     int_in,
     key_list,
     lower,
+    origin_list,
     seconds,
     seconds_or_zero,
     text,
@@ -172,6 +173,13 @@ class Settings:
         "ALLOW_UNAUTHENTICATED", False, bool_, "true or false",
         "Allow binding a non-loopback HOST without GATEWAY_API_KEYS.", SECURITY,
     )  # fmt: skip
+    cors_allow_origins: tuple[str, ...] = setting(
+        "CORS_ALLOW_ORIGINS", (), origin_list,
+        "comma-separated origins such as http://localhost:3000, or *",
+        "Browser pages from these origins may call the gateway (CORS), e.g. "
+        "'http://localhost:3000,https://chat.example.com'; '*' allows any page and needs "
+        "GATEWAY_API_KEYS (or ALLOW_UNAUTHENTICATED=true). Unset: no CORS headers.", SECURITY,
+    )  # fmt: skip
     metrics_db_path: str = setting(
         "METRICS_DB_PATH", "metrics.db", text, "a file path",
         "The SQLite file metrics are kept in.", METRICS,
@@ -318,6 +326,17 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             "a loopback address, unless GATEWAY_API_KEYS is set or ALLOW_UNAUTHENTICATED=true "
             "(anyone who can reach the gateway could spend your provider keys)",
             settings.host,
+        )
+    if (
+        "*" in settings.cors_allow_origins
+        and not settings.gateway_api_keys
+        and not settings.allow_unauthenticated
+    ):
+        raise ConfigError(
+            "CORS_ALLOW_ORIGINS",
+            "a list of origins, unless GATEWAY_API_KEYS is set or ALLOW_UNAUTHENTICATED=true "
+            "(with '*' any web page a user opens could spend your provider keys)",
+            "*",
         )
     return settings
 

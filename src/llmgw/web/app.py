@@ -23,11 +23,13 @@ from llmgw.errors import (
     NotFound,
     PayloadTooLarge,
     RequestTimeout,
+    retry_can_help,
 )
 from llmgw.gateway import Gateway
 from llmgw.web.context import GATEWAY, current_request_id
+from llmgw.web.cors import CorsPolicy
 from llmgw.web.edge import GatewayConnection
-from llmgw.web.endpoints import chat, health, models, stats
+from llmgw.web.endpoints import chat, health, models, responses, stats
 from llmgw.web.hangup import reload_on_hangup
 
 log = logging.getLogger("llmgw")
@@ -40,7 +42,9 @@ def create_app(
     runs it), SIGHUP reloads the configuration (web.hangup); `hangups_seen` is how many the
     supervisor had passed on when `settings` were read."""
     app = QuartTrio("llmgw", static_folder=None)
-    app.asgi_http_class = GatewayConnection
+    app.asgi_http_class = GatewayConnection.with_cors(
+        CorsPolicy.from_setting(settings.cors_allow_origins)
+    )
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_body_bytes,
         BODY_TIMEOUT=settings.body_timeout_seconds,
@@ -79,6 +83,7 @@ def create_app(
         return render(InternalError("the gateway failed to handle this request"))
 
     app.add_url_rule(chat.PATH, view_func=chat.chat_completions, methods=["POST"])
+    app.add_url_rule(responses.PATH, view_func=responses.create_response, methods=["POST"])
     for endpoints in (models, health, stats):
         app.register_blueprint(endpoints.blueprint)
     return app
@@ -88,6 +93,8 @@ def render(error: GatewayError) -> Response:
     """The one renderer: every error a client gets is this JSON, with this status."""
     response = Response(error.json(), status=error.status, content_type="application/json")
     response.headers.update(error.headers)
+    if not retry_can_help(error.status, error.code):
+        response.headers["x-should-retry"] = "false"
     return response
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from quart import Response
 
 from llmgw.chat_request import parse_chat_request
+from llmgw.errors import retry_can_help
 from llmgw.proxy import Answer
 from llmgw.web.context import current_gateway, current_request_id, held_by_response
 from llmgw.web.guards import authenticate, json_body
 
-_STREAM_HEADERS = {
+STREAM_HEADERS = {
     "content-type": "text/event-stream",
     "cache-control": "no-cache",
     "x-accel-buffering": "no",  # tell reverse proxies not to buffer the stream
@@ -30,6 +31,15 @@ async def chat_completions() -> Response:
 
 
 def _response(answer: Answer) -> Response:
+    headers = answer_headers(answer)
+    if answer.stream is None:
+        return Response(answer.body, status=answer.status, headers=headers)
+    return Response(answer.stream, status=200, headers={**headers, **STREAM_HEADERS})
+
+
+def answer_headers(answer: Answer) -> dict[str, str]:
+    """Who answered and how long it took; for a JSON answer its type, and for a provider's
+    refusal of the request, that no retry will change it."""
     headers = {
         "x-provider": answer.provider,
         "x-response-time-ms": str(round(answer.response_time_ms)),
@@ -38,5 +48,6 @@ def _response(answer: Answer) -> Response:
         headers["x-dropped-params"] = ", ".join(answer.dropped)
     if answer.stream is None:
         headers["content-type"] = "application/json"
-        return Response(answer.body, status=answer.status, headers=headers)
-    return Response(answer.stream, status=200, headers={**headers, **_STREAM_HEADERS})
+        if not retry_can_help(answer.status):
+            headers["x-should-retry"] = "false"
+    return headers

@@ -89,7 +89,9 @@ async def _snapshot(gw: Gateway, window: str, *, timeline: bool = False) -> _Sna
     except sqlite3.Error as error:
         # The file is missing (nothing written yet), locked or broken: say so, never a 500.
         log.warning("metrics database unreadable (%s: %s)", type(error).__name__, error)
-        raise MetricsUnavailable("the metrics database is not available right now") from None
+        raise MetricsUnavailable(
+            "the metrics database is not available right now", headers={"retry-after": "1"}
+        ) from None
 
 
 async def _circuits(gw: Gateway) -> list[RouteCircuit]:
