@@ -17,6 +17,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -37,6 +38,14 @@ RESULTS = Path(__file__).parent / "results"
 # fast provider), so 50 streams ask for 6,250 chunks/s.
 JSON_BEHAVIOUR = {"tokens": 20}
 STREAM_BEHAVIOUR = {"tokens": 200, "token_delay": 0.008}
+CONFIG = """
+providers:
+  groq:
+    base_url: {base}/v1
+    models:
+      openai/gpt-oss-120b:
+        {{rpm: 1000000000, rpd: 1000000000, tpm: 1000000000000, tpd: 1000000000000}}
+"""
 
 
 @dataclass(frozen=True)
@@ -124,16 +133,23 @@ async def run_target(
             results.append({"scenario": scenario.name, **vars(scenario), **figures})
             print(f"{scenario.name}: {figures}", flush=True)
         return results
+    scratch = Path(tempfile.mkdtemp(prefix="llmgw-bench-"))
+    config = scratch / "llmgw.yaml"
+    # Quotas no run reaches, so every request is counted before it is sent and corrected after,
+    # as a pooled free tier is (bench.state_cost isolates what that costs). A gateway from
+    # before quotas existed ignores the file and reads GROQ_BASE_URL.
+    config.write_text(CONFIG.format(base=fake_url))
     env = {
         "GROQ_API_KEY": "bench",
         "GROQ_BASE_URL": fake_url + "/v1",
+        "CONFIG_PATH": str(config),
         "WORKERS": "2" if target.endswith("-2w") else "1",
         "LOG_LEVEL": "warning",
     }
     if target.startswith("before"):
         assert before is not None
         env["PYTHONPATH"] = before  # that checkout's llmgw shadows the installed one
-    async with gateway_process(env) as gw:
+    async with gateway_process(env, cwd=str(scratch)) as gw:
         for scenario in plan:
             await set_behaviour(
                 fake_url, JSON_BEHAVIOUR if scenario.mode == "json" else STREAM_BEHAVIOUR

@@ -1,0 +1,156 @@
+"""What the shared routing state costs a request: circuits and quota counts in SQLite
+(STATE_DB_PATH, shared by every worker) against the same state in each worker's memory.
+
+    python -m bench.state_cost            # both parts below, 3 rounds of 5 s each
+    python -m bench.state_cost --micro    # only the store, in-process
+
+1. The store alone, in-process: a request's store work (the walk takes a route: breaker and
+   quotas in one transaction; it settles: breaker and real token count in another) timed
+   through `Walk` on a file and in memory; then the same from 2 processes on one file at once,
+   to see what waiting for the other's lock adds.
+2. The gateway end to end: `python -m llmgw` with STATE_DB_PATH on a file, and with `:memory:`
+   (SQLite in memory: the same code, no file, nothing shared), alternating, wrk at 1 and 10
+   connections; the gateway's CPU time a request (from /proc) and requests/s. The provider's
+   model declares large quotas, so every request is counted and corrected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+from tests.support.launch import gateway_process
+
+from bench import wrk
+from bench.run import CONFIG, JSON_BEHAVIOUR, fake_provider_process, set_behaviour
+from llmgw.config import load_settings
+from llmgw.routing.failover import Outcome, Walk
+from llmgw.routing.quota import Cost
+from llmgw.routing.state import MemoryStates, RouteStates
+from llmgw.routing.table import RouteTable, Target
+from llmgw.state.sqlite import SqliteStates
+
+
+def bench_table(states: RouteStates, tmp: Path, base: str = "http://127.0.0.1:9") -> RouteTable:
+    path = tmp / "llmgw.yaml"
+    path.write_text(CONFIG.format(base=base))
+    settings = load_settings({"CONFIG_PATH": str(path), "GROQ_API_KEY": "bench-key"})
+    return RouteTable.from_settings(settings, states)
+
+
+async def one_request(table: RouteTable, target: Target) -> None:
+    now = time.time()
+    walk = Walk(table, [target], now + 60, cost=lambda _: Cost(1, 100))
+    ticket = await walk.next(now)
+    assert ticket is not None
+    await walk.settle(ticket, Outcome.SUCCESS, now, tokens=120)
+
+
+async def store_us_per_request(states: RouteStates, tmp: Path, requests: int) -> float:
+    table = bench_table(states, tmp)
+    target = Target(table.routes[0], table.routes[0].provider.model)
+    for _ in range(200):  # warm-up: the file, the statement cache
+        await one_request(table, target)
+    started = time.perf_counter()
+    for _ in range(requests):
+        await one_request(table, target)
+    return (time.perf_counter() - started) * 1e6 / requests
+
+
+def _contending(path: str, requests: int, results: Any) -> None:
+    tmp = Path(tempfile.mkdtemp())
+    results.put(trio.run(store_us_per_request, SqliteStates(path), tmp, requests))
+
+
+def micro(requests: int) -> dict[str, float]:
+    tmp = Path(tempfile.mkdtemp(prefix="llmgw-state-bench-"))
+    memory = trio.run(store_us_per_request, MemoryStates(), tmp, requests)
+    sqlite = trio.run(store_us_per_request, SqliteStates(str(tmp / "alone.db")), tmp, requests)
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    shared = str(tmp / "shared.db")
+    workers = [
+        context.Process(target=_contending, args=(shared, requests, results)) for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    both = [results.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    return {
+        "memory_us": memory,
+        "sqlite_us": sqlite,
+        "sqlite_two_processes_us": statistics.mean(both),
+    }
+
+
+@asynccontextmanager
+async def gateway(fake_url: str, state_db: str, tmp: Path) -> AsyncIterator[Any]:
+    path = tmp / "llmgw.yaml"
+    path.write_text(CONFIG.format(base=fake_url))
+    env = {
+        "CONFIG_PATH": str(path),
+        "GROQ_API_KEY": "bench-key",
+        "STATE_DB_PATH": state_db,
+        "LOG_LEVEL": "warning",
+    }
+    async with gateway_process(env, cwd=str(tmp)) as gw:
+        yield gw
+
+
+async def end_to_end(rounds: int, seconds: float) -> dict[str, dict[str, float]]:
+    figures: dict[str, dict[str, list[float]]] = {}
+    async with fake_provider_process() as fake_url:
+        await set_behaviour(fake_url, JSON_BEHAVIOUR)
+        for _ in range(rounds):
+            for kind, state_db in (("memory", ":memory:"), ("sqlite", "state.db")):
+                tmp = Path(tempfile.mkdtemp(prefix="llmgw-state-bench-"))
+                async with gateway(fake_url, state_db, tmp) as gw:
+                    url = gw.url + "/v1/chat/completions"
+                    for connections in (1, 10):
+                        await trio.to_thread.run_sync(wrk.run_wrk, url, connections, 1.0)
+                        start = gw.resources().cpu_seconds
+                        run = await trio.to_thread.run_sync(wrk.run_wrk, url, connections, seconds)
+                        spent = gw.resources().cpu_seconds - start
+                        key = f"{kind} c={connections}"
+                        entry = figures.setdefault(key, {"cpu_ms": [], "rps": []})
+                        entry["cpu_ms"].append(spent * 1000 / max(1, run["requests"]))
+                        entry["rps"].append(run["requests_per_s"])
+    return {
+        key: {name: statistics.median(values) for name, values in entry.items()}
+        for key, entry in figures.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--micro", action="store_true", help="only the store, in-process")
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    store = micro(args.requests)
+    print(
+        f"store work a request: memory {store['memory_us']:.1f} us, "
+        f"SQLite {store['sqlite_us']:.1f} us, "
+        f"SQLite with a second process on the file {store['sqlite_two_processes_us']:.1f} us"
+    )
+    if args.micro:
+        return
+    if not wrk.available():
+        sys.exit("wrk is needed for the end-to-end part (Debian's wrk package)")
+    for key, values in trio.run(end_to_end, args.rounds, args.seconds).items():
+        print(f"gateway, {key}: {values['cpu_ms']:.3f} ms CPU a request, {values['rps']:.0f} req/s")
+
+
+if __name__ == "__main__":
+    main()
