@@ -1515,7 +1515,8 @@ def test_a_last_event_without_its_blank_line_still_counts() -> None:
     [
         (sse(event({"text": "a"})), "ended before its last event"),
         (b"", "ended before its last event"),
-        (sse(event({"text": "a"})) + b'data: {"candidates": [', "not valid JSON"),
+        # A half event at the end is dropped: the stream still lacks its last event.
+        (sse(event({"text": "a"})) + b'data: {"candidates": [', "ended before its last event"),
     ],
 )
 def test_a_stream_cut_short_is_a_protocol_error_at_its_end(data: bytes, words: str) -> None:
@@ -1528,17 +1529,24 @@ def test_a_stream_cut_short_is_a_protocol_error_at_its_end(data: bytes, words: s
 @pytest.mark.parametrize(
     ("data", "words"),
     [
-        (b"data: {nope\n\n", "not valid JSON"),
         (b'data: {"error": {"code": 429, "message": "quota"}}\n\n', "quota"),
         (b"data: [1]\n\n", "not an object"),
         (b'data: {"candidates": 1}\n\n', "bad candidates"),
-        (b"data: [DONE]\n\n", "not valid JSON"),
     ],
 )
 def test_a_broken_or_error_event_is_a_protocol_error(data: bytes, words: str) -> None:
     translator = stream()
     with pytest.raises(UpstreamProtocolError, match=words):
         translator.feed(sse(event({"text": "a"})) + data)
+
+
+@pytest.mark.parametrize("garbled", [b"data: {nope\n\n", b"data: [DONE]\n\n"])
+def test_an_event_that_is_not_json_is_dropped_and_counted(garbled: bytes) -> None:
+    data = sse(event({"text": "a"})) + garbled + sse(event({"text": "b"}, reason="STOP"))
+    chunks, translator = run(data)
+    texts = [c["choices"][0]["delta"].get("content") for c in chunks[:-1] if c["choices"]]
+    assert [t for t in texts if t] == ["a", "b"]
+    assert translator.malformed == 1
 
 
 # --- the fake provider's Gemini checks ----------------------------------------------------------

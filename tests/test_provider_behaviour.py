@@ -115,11 +115,7 @@ async def test_each_recorded_error_through_the_sdk(
         await _start_at(dialect, client, gw)
         second.requests.clear()
         first.enqueue(Behaviour(error=name))
-        if meaning in (
-            Meaning.REQUEST_INVALID,
-            Meaning.CONTEXT_TOO_LONG,
-            Meaning.CONTENT_FILTERED,
-        ):
+        if meaning in (Meaning.REQUEST_INVALID, Meaning.CONTENT_FILTERED):
             with pytest.raises(openai.APIStatusError) as refused:
                 await client.chat.completions.create(model="auto", messages=MESSAGES)
             error = refused.value
@@ -127,8 +123,6 @@ async def test_each_recorded_error_through_the_sdk(
             assert isinstance(error.body, dict)
             upstream = classify((), error.status_code, recorded(dialect, name).encoded(), 0)
             assert error.body["message"] == upstream.message, "the provider's own words"
-            if meaning is Meaning.CONTEXT_TOO_LONG:
-                assert error.code == "context_length_exceeded"
             if meaning is Meaning.CONTENT_FILTERED:
                 assert error.code == "content_filter"
             assert len(second.requests) == 0, "not routed around"
@@ -157,8 +151,29 @@ async def test_each_recorded_error_through_the_sdk(
             third = await client.chat.completions.with_raw_response.create(
                 model="auto", messages=MESSAGES
             )
-        lasting = meaning is not Meaning.NOT_SUPPORTED
+        # Too long for this model says nothing about the route for the next request.
+        lasting = meaning not in (Meaning.NOT_SUPPORTED, Meaning.CONTEXT_TOO_LONG)
         assert third.headers["x-provider"] == (second.name if lasting else dialect)
+
+
+@pytest.mark.parametrize("dialect", ["groq", "cerebras", "mistral", "openrouter", "gemini"])
+async def test_too_long_for_the_only_model_that_may_serve_is_the_providers_own_400(
+    start_fake: FakeStarter, dialect: str
+) -> None:
+    first: FakeProvider = await start_fake(dialect, Behaviour(error="context_too_long"))
+    second: FakeProvider = await start_fake(_fallback_for(dialect))
+    env = provider_env(**{dialect: first, second.name: second})
+    model = f"{dialect}/{CATALOG[dialect].default_model}"
+    async with sdk_gateway(env) as (client, _):
+        with pytest.raises(openai.BadRequestError) as refused:
+            await client.chat.completions.create(model=model, messages=MESSAGES)
+    upstream = classify((), 400, recorded(dialect, "context_too_long").encoded(), 0)
+    body = refused.value.body
+    assert isinstance(body, dict)
+    assert body["message"] == upstream.message, "the provider's own words"
+    assert refused.value.code == "context_length_exceeded"
+    assert len(first.requests) == 1, "never resent unchanged to the same model"
+    assert len(second.requests) == 0
 
 
 @pytest.mark.parametrize("dialect", ["groq", "cerebras", "mistral", "openrouter", "gemini"])

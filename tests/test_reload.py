@@ -58,14 +58,18 @@ async def test_sighup_reloads_the_file_and_a_broken_one_keeps_the_old(
         assert await served_by(gw) == {"groq"}
 
         path.write_text("groups: {team: {members: [nobody/x]}}\n")
+        # Each worker process reads the signal and the file itself: under a loaded suite
+        # two of them have taken more than the default two seconds.
         gw.process.send_signal(signal.SIGHUP)
-        await eventually(lambda: gw.log.count("configuration not reloaded") == int(workers))
+        await eventually(
+            lambda: gw.log.count("configuration not reloaded") == int(workers), timeout=10
+        )
         assert "groups.team.members[0]: no provider named 'nobody'" in gw.log
         assert await served_by(gw) == {"groq"}, "still the old configuration"
 
         write("mistral/mistral-small-latest")
         gw.process.send_signal(signal.SIGHUP)
-        await eventually(lambda: gw.log.count("configuration reloaded") == int(workers))
+        await eventually(lambda: gw.log.count("configuration reloaded") == int(workers), timeout=10)
         assert await served_by(gw) == {"mistral"}
         assert gw.process.poll() is None, "no restart: the same process serves"
 
@@ -99,7 +103,7 @@ async def test_a_request_in_flight_during_a_reload_finishes(
             )
         )
         gw.process.send_signal(signal.SIGHUP)
-        await eventually(lambda: "configuration reloaded" in gw.log)
+        await eventually(lambda: "configuration reloaded" in gw.log, timeout=10)
         rest = b"".join([chunk async for chunk in chunks])
         body = (first + rest).decode()
         assert re.findall(r"tok(\d+) ", body) == [str(i) for i in range(20)]

@@ -4,6 +4,7 @@ the client gets when nothing is left. Times are plain numbers: no sockets, no sl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,7 @@ from llmgw.errors import AllRoutesRateLimited, InvalidRequest, NoRouteAvailable,
 from llmgw.metrics.events import AttemptEvent, RequestEvents
 from llmgw.providers.ratelimit import MAX_REST_SECONDS
 from llmgw.routing.breaker import CircuitState, Permit
-from llmgw.routing.failover import EFFECTS, Effect, Outcome, Verdict, Walk
+from llmgw.routing.failover import EFFECTS, Effect, Outcome, Verdict, Walk, tokens_needed
 from llmgw.routing.table import Mark, RouteTable, Target
 from tests.support.gateway import RecordingSink
 
@@ -22,6 +23,7 @@ DEADLINE = 300.0
 def table(*providers: str, threshold: int = 3, base: float = 30, cap: float = 300) -> RouteTable:
     env = {f"{name.upper()}_API_KEY": f"key-{name}" for name in providers}
     env |= {
+        "FREE_TIER_LIMITS": "false",  # no declared windows or quotas: only what a test sets
         "CIRCUIT_FAILURE_THRESHOLD": str(threshold),
         "CIRCUIT_COOLDOWN_BASE_SECONDS": str(base),
         "CIRCUIT_MAX_COOLDOWN_SECONDS": str(cap),
@@ -73,7 +75,7 @@ async def test_every_outcome_has_an_effect() -> None:
         (Outcome.MODEL_UNAVAILABLE, Verdict.NONE, True),
         (Outcome.MODEL_NOT_FOUND, Verdict.NONE, False),
         (Outcome.NOT_SUPPORTED, Verdict.NONE, True),
-        (Outcome.CONTEXT_TOO_LONG, Verdict.SUCCESS, False),
+        (Outcome.CONTEXT_TOO_LONG, Verdict.SUCCESS, True),
         (Outcome.CONTENT_FILTERED, Verdict.SUCCESS, False),
         (Outcome.TIMEOUT, Verdict.FAILURE, True),
         (Outcome.CONNECTION_ERROR, Verdict.FAILURE, True),
@@ -372,3 +374,89 @@ async def test_a_refusal_and_a_failure_give_503_the_request_may_succeed_later() 
     assert second is not None
     await w.settle(second, Outcome.UPSTREAM_ERROR, 0.0)
     assert (await w.give_up(0.0)).status == 503
+
+
+@pytest.mark.parametrize(
+    ("message", "needed"),
+    [
+        (
+            "This model's maximum context length is 8192 tokens. However, your messages "
+            "resulted in 9631 tokens. Please reduce the length of the messages.",
+            9631,
+        ),
+        ("Prompt contains 40,000 tokens, too large for model with 32768 maximum context", 40000),
+        ("Please reduce the length of the messages or completion.", None),
+        ("The input token count (1200000) exceeds the maximum number of tokens allowed", 1200000),
+    ],
+)
+def test_a_context_error_says_how_many_tokens_the_request_needs(
+    message: str, needed: int | None
+) -> None:
+    assert tokens_needed(message) == needed
+
+
+def context_table(tmp_path: Path) -> RouteTable:
+    config = tmp_path / "llmgw.yaml"
+    config.write_text(
+        """
+providers:
+  groq:
+    models: {small: {context: 8192}, large: {context: 131072}, tiny: {context: 4096}}
+  cerebras: {}
+"""
+    )
+    env = {"CONFIG_PATH": str(config), "GROQ_API_KEY": "a,b", "CEREBRAS_API_KEY": "c"}
+    return RouteTable.from_settings(load_settings(env))
+
+
+async def test_too_long_moves_on_to_a_window_that_fits_never_to_the_same_model(
+    tmp_path: Path,
+) -> None:
+    routes = context_table(tmp_path)
+    groq_1, groq_2, cerebras = routes.routes
+    chain = [
+        Target(groq_1, "small"),
+        Target(groq_2, "small"),  # the same model on another key: the same window
+        Target(groq_1, "tiny"),  # declared smaller than the request
+        Target(cerebras, "unknown"),  # no declared window: it may fit
+        Target(groq_2, "large"),
+    ]
+    w = Walk(routes, chain, DEADLINE)
+    first = await w.next(0.0)
+    assert first is not None
+    too_long = ProviderRefusal(
+        400, "maximum context length is 8192 tokens; your messages resulted in 9631 tokens", "x"
+    )
+    await w.settle(first, Outcome.CONTEXT_TOO_LONG, 0.0, too_long)
+    tried = []
+    while (ticket := await w.next(0.0)) is not None:
+        tried.append((ticket.route.id, ticket.model))
+        await w.settle(ticket, Outcome.UPSTREAM_ERROR, 0.0)
+    assert tried == [("cerebras#1", "unknown"), ("groq#2", "large")]
+    assert (await w.give_up(0.0)).status == 503, "a route that fits failed: retry later"
+
+
+async def test_too_long_for_every_target_is_the_first_models_own_error(tmp_path: Path) -> None:
+    routes = context_table(tmp_path)
+    groq_1, groq_2, _ = routes.routes
+    w = Walk(routes, [Target(groq_1, "small"), Target(groq_2, "small")], DEADLINE)
+    first = await w.next(0.0)
+    assert first is not None
+    too_long = ProviderRefusal(400, "too long", "invalid_request_error")
+    await w.settle(first, Outcome.CONTEXT_TOO_LONG, 0.0, too_long)
+    assert await w.next(0.0) is None
+    assert await w.give_up(0.0) is too_long
+
+
+async def test_a_target_is_taken_again_by_retry_while_its_breaker_allows() -> None:
+    routes = table("groq", threshold=2)
+    w = walk(routes)
+    ticket = await w.next(0.0)
+    assert ticket is not None
+    await w.settle(ticket, Outcome.UPSTREAM_ERROR, 0.0)
+    again = await w.retry(ticket, 0.5)
+    assert again is not None
+    assert again.target == ticket.target
+    await w.settle(again, Outcome.UPSTREAM_ERROR, 0.5)
+    assert await w.retry(again, 1.0) is None, "the circuit opened"
+    assert await Walk(routes, targets(routes), deadline=1.0).retry(again, 1.0) is None

@@ -80,7 +80,6 @@ def test_the_passthrough_stream_holds_back_an_incomplete_event() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"data: {not json\n\n", "not valid JSON"),
         (b'data: {"error":{"message":"quota"}}\n\n', "quota"),
         (b"data: [1,2]\n\n", "not an object"),
     ],
@@ -90,11 +89,25 @@ def test_a_bad_stream_event_is_refused(data: bytes, message: str) -> None:
         PassthroughStream().feed(data)
 
 
-def test_a_stream_without_done_is_cut() -> None:
+def test_an_event_that_is_not_json_is_dropped_and_counted() -> None:
     stream = PassthroughStream()
-    stream.feed(b'data: {"choices":[]}\n\n')
-    with pytest.raises(UpstreamProtocolError, match=r"\[DONE\]"):
+    assert stream.feed(b'data: {not json\n\ndata: {"choices":[]}\n\n') == (
+        b'data: {"choices":[]}\n\n'
+    )
+    assert stream.malformed == 1
+
+
+def test_a_stream_that_ends_before_its_answer_did_is_cut() -> None:
+    stream = PassthroughStream()
+    stream.feed(b'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n')
+    with pytest.raises(UpstreamProtocolError, match="before the answer did"):
         stream.end()
+
+
+def test_a_stream_that_ends_after_its_finish_without_done_is_whole() -> None:
+    stream = PassthroughStream()
+    stream.feed(b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n')
+    assert stream.end() == b"data: [DONE]\n\n"
 
 
 def test_events_after_done_are_not_forwarded() -> None:

@@ -110,7 +110,8 @@ class ChatCompletionStreamEvent(Struct):
     """
     One server-sent event, as a client reads it (OpenAPI 3.0 describes an event stream by the
     schema of one event). `data` is a ChatCompletionChunk as JSON, `[DONE]` at the end, or an
-    Error as JSON when the provider failed after the stream started.
+    Error as JSON when the provider failed after the stream started and no route could
+    continue it.
 
     """
 

@@ -55,6 +55,8 @@ class AttemptFailure(Exception):
     detail: str
     # NOT_SUPPORTED: what the client gets if no other route takes the request.
     refusal: GatewayError | None = None
+    status: int | None = None  # the upstream's HTTP status, when it sent one
+    rest_seconds: float | None = None  # a rate limit's own word on when to come back
 
 
 def failure_of(error: Exception) -> AttemptFailure:
@@ -100,6 +102,7 @@ class Exchange:
         self.attempt = attempt
         self.limits = limits
         self.committed = False  # the client has started to receive this attempt's answer
+        self.continued = False  # it broke mid-stream, and another attempt takes over
         self._walk = walk
         self._events = events
         self._clock = clock
@@ -234,7 +237,7 @@ class Exchange:
                 self.ticket, outcome, self._wall_clock(), self._refusal, tokens
             )
         event = self._event(outcome)
-        if effect.fails_over and not self.committed:
+        if self.continued or (effect.fails_over and not self.committed):
             self._events.failed_over(event)
         else:
             self._events.ended(event)

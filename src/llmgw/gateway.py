@@ -21,10 +21,11 @@ from llmgw.live_models import ModelCheck
 from llmgw.logs import Redactor, redact_also
 from llmgw.metrics.events import AttemptEvent, MetricsSink
 from llmgw.metrics.writer import MetricsWriter
+from llmgw.prober import CircuitProber
 from llmgw.providers.base import ProviderAdapter
 from llmgw.providers.gemini import GeminiAdapter
 from llmgw.providers.openai_compat import OpenAICompatAdapter
-from llmgw.proxy import Proxy, Timeouts
+from llmgw.proxy import Proxy, Retries, Timeouts
 from llmgw.routing.table import RouteTable
 from llmgw.state.sqlite import SqliteStates
 
@@ -55,6 +56,7 @@ class Gateway:
     proxy: Proxy
     metrics: MetricsWriter
     model_check: ModelCheck | None  # None when MODEL_CHECK_INTERVAL_SECONDS is 0
+    prober: CircuitProber | None  # None when CIRCUIT_PROBE_INTERVAL_SECONDS is 0
     redact: Redactor  # what the proxy passes every upstream text through
 
     def reload(self, fresh: Settings) -> None:
@@ -73,6 +75,8 @@ class Gateway:
         if self.model_check is not None:
             self.model_check.table = self.table
             self.model_check.wake()
+        if self.prober is not None:
+            self.prober.table = self.table
         log.info(
             "configuration reloaded: %d route(s), %d group(s)",
             len(self.table.routes),
@@ -108,6 +112,11 @@ class Gateway:
                 first_byte=settings.upstream_first_byte_timeout_seconds,
                 idle=settings.upstream_idle_timeout_seconds,
                 request=settings.request_deadline_seconds,
+                first_token=settings.upstream_first_token_timeout_seconds,
+            )
+            retries = Retries(
+                retry_after_max=settings.retry_after_wait_max_seconds,
+                transient_delay=settings.transient_retry_delay_seconds,
             )
             redact = Redactor(settings.secrets)
             proxy = Proxy(
@@ -116,6 +125,7 @@ class Gateway:
                 adapters,
                 sink,
                 timeouts,
+                retries=retries,
                 log_bodies=settings.log_llm_response_details,
                 redact=redact,
             )
@@ -123,7 +133,13 @@ class Gateway:
             if settings.model_check_interval_seconds > 0:
                 check = ModelCheck(client, table)
                 nursery.start_soon(check.run, settings.model_check_interval_seconds)
-            yield cls(settings, table, adapters, proxy, writer, check, redact)
+            prober = None
+            if settings.circuit_probe_interval_seconds > 0:
+                prober = CircuitProber(
+                    client, table, adapters, settings.circuit_probe_interval_seconds
+                )
+                nursery.start_soon(prober.run)
+            yield cls(settings, table, adapters, proxy, writer, check, prober, redact)
 
 
 @asynccontextmanager

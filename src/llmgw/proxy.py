@@ -7,7 +7,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 import httpx
 import trio
@@ -17,7 +18,9 @@ from llmgw.exchange import Attempt, AttemptFailure, Exchange, Limits, open_excha
 from llmgw.metrics.events import MetricsSink, RequestEvents
 from llmgw.providers.base import ChatRequest, ProviderAdapter, UpstreamCall
 from llmgw.providers.errors import Meaning, classify
-from llmgw.relay import StreamRelay
+from llmgw.providers.ratelimit import quota_block_seconds
+from llmgw.providers.transcript import Transcript
+from llmgw.relay import Source, StreamRelay
 from llmgw.routing.failover import (
     CLIENT_CODES,
     EFFECTS,
@@ -29,6 +32,7 @@ from llmgw.routing.failover import (
 from llmgw.routing.plan import plan_for
 from llmgw.routing.quota import estimate_cost
 from llmgw.routing.table import RouteTable
+from llmgw.splice import Mode, Splice, continuation_modes, prefilled
 
 # A non-streaming answer larger than this is not an answer we pass on.
 MAX_UPSTREAM_BODY_BYTES = 32 * 1024 * 1024
@@ -36,12 +40,23 @@ MAX_UPSTREAM_BODY_BYTES = 32 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Per attempt: the headers (a stream's first event) and the longest gap in a body; and the
+    """Per attempt: the headers, a stream's first event, and the longest gap in a body; and the
     whole request, across attempts and the whole stream."""
 
     first_byte: float
     idle: float
     request: float
+    first_token: float = float("inf")  # streams: headers and first event by then, if sooner
+
+
+@dataclass(frozen=True)
+class Retries:
+    """A priority chain wants its first target (Walk.ordered): rather than move on at once, a
+    rate limit whose Retry-After is this short is waited out, and a 5xx is tried once more after
+    a short delay. Once per target and request, inside the request's deadline."""
+
+    retry_after_max: float = 0.0
+    transient_delay: float = 0.0
 
 
 @dataclass
@@ -56,6 +71,25 @@ class Answer:
     dropped: tuple[str, ...] = ()  # request parameters the answering provider did not get
 
 
+@dataclass
+class _Run:
+    """One client request on its way through its targets."""
+
+    chat: ChatRequest
+    request_id: str
+    walk: Walk
+    events: RequestEvents
+    holder: AsyncExitStack  # what lives as long as the client's response (a stream's exchanges)
+    retried: set[tuple[str, str]] = field(default_factory=set)  # (route id, model) tried again
+
+
+class _Refused:
+    """A continuation the route refused as a request (a 4xx): with a prefill, perhaps that."""
+
+
+REFUSED = _Refused()
+
+
 class Proxy:
     def __init__(
         self,
@@ -65,6 +99,7 @@ class Proxy:
         sink: MetricsSink,
         timeouts: Timeouts,
         *,
+        retries: Retries = Retries(),
         log_bodies: bool = False,
         redact: Callable[[str], str] = str,
         clock: Callable[[], float] = trio.current_time,
@@ -75,6 +110,7 @@ class Proxy:
         self.adapters = adapters
         self.sink = sink
         self.timeouts = timeouts
+        self.retries = retries
         self.log_bodies = log_bodies
         self.redact = redact  # every text a client gets from upstream passes through it
         self.clock = clock
@@ -84,7 +120,7 @@ class Proxy:
         self, request: ChatRequest, request_id: str, holder: AsyncExitStack
     ) -> Answer:
         """Serve `request` from the targets its model names (routing.plan). A streamed answer's
-        exchange is handed to `holder`, which the caller closes once the response is over,
+        exchanges are handed to `holder`, which the caller closes once the response is over,
         however it ends."""
         started = self.clock()
         plan = await plan_for(self.table, request.model)
@@ -96,58 +132,99 @@ class Proxy:
             plan.targets,
             self.wall_clock() + self.timeouts.request,
             pinned=plan.pinned,
+            ordered=plan.ordered,
             cost=lambda target: costs[target.route.provider.counts_max_tokens],
         )
-        events = RequestEvents(self.sink)
-        while (ticket := await walk.next(self.wall_clock())) is not None:
-            adapter = self.adapters[ticket.route.provider.info.wire]
-            try:
-                call = adapter.build_call(
-                    ticket.route.provider, ticket.route.key, request, ticket.model, request_id
-                )
-            except InvalidRequest as refusal:
-                await walk.refuse(ticket, refusal)
-                continue
-            except Exception:
-                # A translation that failed in a way nobody planned for: try the next route.
-                await walk.refuse(ticket, None)
-                continue
-            exchange = self._exchange(ticket, walk, events, request, request_id, call)
-            try:
-                if request.stream:
-                    answer = await self._open_stream(exchange, call, adapter, request, holder)
-                else:
-                    answer = await self._read_answer(exchange, call, adapter)
-            except AttemptFailure:
-                continue
-            # The client waited for the whole request, failed-over attempts included.
-            answer.response_time_ms = (self.clock() - started) * 1000.0
-            return answer
-        events.close()
+        run = _Run(request, request_id, walk, RequestEvents(self.sink), holder)
+        ticket = await walk.next(self.wall_clock())
+        while ticket is not None:
+            result = await self._try(run, ticket)
+            if isinstance(result, Answer):
+                # The client waited for the whole request, failed-over attempts included.
+                result.response_time_ms = (self.clock() - started) * 1000.0
+                return result
+            again = await self._again(run, ticket, result) if result is not None else None
+            ticket = again or await walk.next(self.wall_clock())
+        run.events.close()
         raise await walk.give_up(self.wall_clock())
 
+    async def _try(self, run: _Run, ticket: Ticket) -> Answer | AttemptFailure | None:
+        """One attempt: the answer, how it failed, or None when the route could not even
+        express the request."""
+        adapter = self.adapters[ticket.route.provider.info.wire]
+        call = await self._call(run, ticket, run.chat, adapter)
+        if call is None:
+            return None
+        exchange = self._exchange(ticket, run, run.chat, call)
+        try:
+            if run.chat.stream:
+                return await self._open_stream(run, exchange, call, adapter)
+            return await self._read_answer(exchange, call, adapter)
+        except AttemptFailure as failure:
+            return failure
+
+    async def _call(
+        self, run: _Run, ticket: Ticket, chat: ChatRequest, adapter: ProviderAdapter
+    ) -> UpstreamCall | None:
+        try:
+            return adapter.build_call(
+                ticket.route.provider, ticket.route.key, chat, ticket.model, run.request_id
+            )
+        except InvalidRequest as refusal:
+            await run.walk.refuse(ticket, refusal)
+        except Exception:
+            # A translation that failed in a way nobody planned for: try the next route.
+            await run.walk.refuse(ticket, None)
+        return None
+
+    async def _again(self, run: _Run, ticket: Ticket, failure: AttemptFailure) -> Ticket | None:
+        """The same target once more, after a short wait, if the request's targets are a
+        priority chain and the failure says the wait is worth it (Retries)."""
+        key = (ticket.route.id, ticket.model)
+        wait = self._wait_before_again(failure)
+        walk = run.walk
+        if not walk.ordered or key in run.retried or wait is None:
+            return None
+        if self.wall_clock() + wait >= walk.deadline:
+            return None
+        run.retried.add(key)
+        await trio.sleep(wait)
+        return await walk.retry(ticket, self.wall_clock())
+
+    def _wait_before_again(self, failure: AttemptFailure) -> float | None:
+        status, rest = failure.status, failure.rest_seconds
+        if failure.outcome is Outcome.UPSTREAM_ERROR and status is not None and status >= 500:
+            return self.retries.transient_delay if self.retries.transient_delay > 0 else None
+        if failure.outcome is Outcome.RATE_LIMITED and rest is not None:
+            return rest if 0 < rest <= self.retries.retry_after_max else None
+        return None
+
     def _exchange(
-        self,
-        ticket: Ticket,
-        walk: Walk,
-        events: RequestEvents,
-        request: ChatRequest,
-        request_id: str,
-        call: UpstreamCall,
+        self, ticket: Ticket, run: _Run, chat: ChatRequest, call: UpstreamCall
     ) -> Exchange:
         now = self.clock()
         # The walk's deadline is on the wall clock (routing state is shared between processes);
         # the attempt's limits are on trio's, where its cancel scopes are.
-        deadline = now + max(0.0, walk.deadline - self.wall_clock())
+        deadline = now + max(0.0, run.walk.deadline - self.wall_clock())
+        first = self.timeouts.first_byte
+        if chat.stream:
+            first = min(first, self.timeouts.first_token)
         limits = Limits(
-            first_byte_at=min(now + self.timeouts.first_byte, deadline),
+            first_byte_at=min(now + first, deadline),
             idle_seconds=self.timeouts.idle,
             deadline=deadline,
         )
-        attempt = Attempt(request_id, ticket.model, request.stream, now, self.wall_clock())
+        attempt = Attempt(run.request_id, ticket.model, chat.stream, now, self.wall_clock())
         attempt.dropped = call.dropped
         return Exchange(
-            ticket, attempt, limits, walk, events, self.clock, self.wall_clock, self.log_bodies
+            ticket,
+            attempt,
+            limits,
+            run.walk,
+            run.events,
+            self.clock,
+            self.wall_clock,
+            self.log_bodies,
         )
 
     async def _read_answer(
@@ -164,12 +241,7 @@ class Proxy:
             return self._answer(exchange, 200, translated.body)
 
     async def _open_stream(
-        self,
-        exchange: Exchange,
-        call: UpstreamCall,
-        adapter: ProviderAdapter,
-        request: ChatRequest,
-        holder: AsyncExitStack,
+        self, run: _Run, exchange: Exchange, call: UpstreamCall, adapter: ProviderAdapter
     ) -> Answer:
         async with AsyncExitStack() as attempt:
             await attempt.enter_async_context(open_exchange(exchange, self.client, call))
@@ -177,14 +249,60 @@ class Proxy:
             if refusal is not None:
                 return refusal
             provider = exchange.ticket.route.provider
-            translator = adapter.stream_translator(provider, request, exchange.attempt.model)
-            relay = StreamRelay(exchange, translator, self.redact)
-            await relay.read_head()
+            translator = adapter.stream_translator(provider, run.chat, exchange.attempt.model)
+            source = Source(exchange, translator)
+            await source.read_head()
             # Committed: the exchange now lives as long as the client's response.
-            holder.push_async_exit(attempt.pop_all())
-            answer = self._answer(exchange, 200, b"")
-            answer.stream = relay
-            return answer
+            run.holder.push_async_exit(attempt.pop_all())
+        answer = self._answer(exchange, 200, b"")
+        answer.stream = StreamRelay(source, self.redact, partial(self._continue, run))
+        return answer
+
+    async def _continue(self, run: _Run, transcript: Transcript) -> Source | None:
+        """A committed stream broke: the next target that can continue it, its head read
+        (relay.Continuer). Each target is asked the best way it can be (continuation_modes);
+        one that refuses a prefill is asked once more to regenerate."""
+        walk, text = run.walk, transcript.text
+        while (ticket := await walk.next(self.wall_clock())) is not None:
+            prefill = ticket.route.provider.info.profile.prefill
+            for mode in continuation_modes(prefill, text):
+                found = await self._continue_on(run, ticket, mode, transcript)
+                if isinstance(found, Source):
+                    return found
+                if found is not REFUSED or mode is not Mode.PREFILL:
+                    break
+                again = await walk.retry(ticket, self.wall_clock())
+                if again is None:
+                    break
+                ticket = again
+        run.events.close()
+        return None
+
+    async def _continue_on(
+        self, run: _Run, ticket: Ticket, mode: Mode, transcript: Transcript
+    ) -> Source | _Refused | None:
+        provider = ticket.route.provider
+        chat = run.chat
+        if mode is Mode.PREFILL:
+            chat = prefilled(chat, transcript.text, provider.info.profile.prefill)
+        adapter = self.adapters[provider.info.wire]
+        call = await self._call(run, ticket, chat, adapter)
+        if call is None:
+            return None
+        exchange = self._exchange(ticket, run, chat, call)
+        try:
+            async with AsyncExitStack() as attempt:
+                await attempt.enter_async_context(open_exchange(exchange, self.client, call))
+                if await self._upstream_error(exchange) is not None:
+                    exchange.continued = True  # not the request's end: the walk goes on
+                    return REFUSED
+                translator = adapter.stream_translator(provider, chat, ticket.model)
+                source = Source(exchange, translator, Splice(transcript, mode))
+                await source.read_head()
+                run.holder.push_async_exit(attempt.pop_all())
+                return source
+        except AttemptFailure:
+            return None
 
     async def _upstream_error(self, exchange: Exchange) -> Answer | None:
         """An upstream error status, read by the provider's profile: the error the client gets,
@@ -194,7 +312,8 @@ class Proxy:
             return None
         body = await exchange.read_error_body()
         route = exchange.ticket.route
-        error = classify(route.provider.info.profile.errors, status, body, self.wall_clock())
+        now = self.wall_clock()
+        error = classify(route.provider.info.profile.errors, status, body, now)
         message = self.redact(error.message)
         if error.meaning is Meaning.QUOTA:
             await exchange.rest(error.rest_seconds)
@@ -212,7 +331,10 @@ class Proxy:
         )
         detail = f"HTTP {status}: {error.rule}"
         if EFFECTS[outcome].fails_over:
-            raise AttemptFailure(outcome, detail, refusal)
+            rest = error.rest_seconds
+            if rest is None:
+                rest = quota_block_seconds(status, exchange.response.headers, now)
+            raise AttemptFailure(outcome, detail, refusal, status=status, rest_seconds=rest)
         exchange.end(outcome, detail)
         return self._answer(exchange, refusal.status, refusal.json())
 

@@ -64,6 +64,19 @@ def request_problem(dialect: str, payload: Any) -> RecordedError | None:
     return None
 
 
+def prefill_refusal(payload: Any) -> RecordedError | None:
+    """What a model without assistant prefill answers a request ending in an assistant message,
+    as Failover Bench's wall says it (failoverbench/failoverbench, failoverbench/wall.py)."""
+    messages = payload.get("messages") if isinstance(payload, dict) else None
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    if not isinstance(last, dict) or last.get("role") != "assistant":
+        return None
+    body = {"error": {"message": "This model does not support assistant message prefill. The "
+            "conversation must end with a user message.", "type": "invalid_request_error",
+            "param": "messages", "code": "invalid_prefill"}}  # fmt: skip
+    return RecordedError(400, body, "failoverbench/failoverbench wall.py")
+
+
 def _groq_problem(payload: JSON) -> RecordedError | None:
     # https://console.groq.com/docs/openai: these are a 400.
     for name in ("logprobs", "logit_bias", "top_logprobs"):
@@ -90,6 +103,21 @@ def _groq_400(message: str) -> RecordedError:
 
 
 def _mistral_problem(payload: JSON) -> RecordedError | None:
+    messages = payload.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    if (
+        isinstance(last, dict)
+        and last.get("role") == "assistant"
+        and last.get("prefix") is not True
+    ):
+        # A last assistant message must be marked as the answer's prefix (0xPlaygrounds/rig#708).
+        return RecordedError(
+            400,
+            {"object": "error", "message": "Expected last role User or Tool (or Assistant with "
+             "prefix True) for serving but got assistant", "type": "invalid_request_error",
+             "param": None, "code": None},
+            "0xPlaygrounds/rig#708 (2025-08-16)",
+        )  # fmt: skip
     # A field outside the schema: 422 extra_forbidden (editor-code-assistant/eca#231).
     for name in payload:
         if name not in _MISTRAL_FIELDS:
@@ -97,7 +125,8 @@ def _mistral_problem(payload: JSON) -> RecordedError | None:
     if payload.get("tools") == []:  # partITech/php-mistral#76
         return _mistral_422(["body", "tools"], [])
     for index, message in enumerate(payload.get("messages") or []):
-        extra = _extra_message_field(message, allow_name=True)
+        allowed = message.get("role") == "assistant"  # Mistral's AssistantMessage has `prefix`
+        extra = _extra_message_field(message, allow_name=True, allow_prefix=allowed)
         if extra:  # charmbracelet/crush#1590: reasoning_content in history
             return _mistral_422(["body", "messages", index, message.get("role"), extra], True)
         for call_id in _call_ids(message):
@@ -132,10 +161,14 @@ def _cerebras_problem(payload: JSON) -> RecordedError | None:
     return None
 
 
-def _extra_message_field(message: Any, *, allow_name: bool) -> str | None:
+def _extra_message_field(
+    message: Any, *, allow_name: bool, allow_prefix: bool = False
+) -> str | None:
     if not isinstance(message, dict):
         return None
     allowed = _MESSAGE_FIELDS if allow_name else _MESSAGE_FIELDS - {"name"}
+    if allow_prefix:
+        allowed = allowed | {"prefix"}
     extra = sorted(str(name) for name in set(message) - allowed)
     if extra:
         return extra[0]

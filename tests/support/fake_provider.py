@@ -42,13 +42,24 @@ class Behaviour:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None  # a raw body instead of the generated one (errors, garbage)
     delay_before_headers: float = 0.0
+    first_event_delay: float = 0.0  # a stream: headers at once, its first event this late
     tokens: int = 3
     token_delay: float = 0.0  # pause before each streamed token
     text: str = "tok"  # token i is f"{text}{i} "
+    words: tuple[str, ...] | None = None  # the answer's tokens, instead of `text`'s
     # Stream faults count events sent (the first OpenAI event carries the role, no token).
     stall_after: int | None = None  # after N events send nothing more, keep the socket open
+    stall_for: float | None = None  # ... for this long, then close without ending the body
+    cut_after: int | None = None  # after N events close the connection mid-body (no terminator)
     truncate_after: int | None = None  # after N events end the body cleanly, without [DONE]
     malformed_after: int | None = None  # after N events send a line that is not JSON
+    # Before event N send an event that is not JSON, then go on (a proxy garbled one event;
+    # Failover Bench's S10: a truncated chunk mid-stream, the stream otherwise whole).
+    garbage_before: int | None = None
+    send_done: bool = True  # False: the stream ends after its finish without `data: [DONE]`
+    # A model that refuses an assistant prefill: any request whose last message is the
+    # assistant's gets the 400 Failover Bench's wall sends for it (fb-ok-noprefill).
+    rejects_prefill: bool = False
     error_event_after: int | None = None  # after N events send an `error` event
     reset: Reset | None = None  # close with RST before the headers, or after the first event
     # (a stream) or half of the body (an answer at once)
@@ -110,7 +121,8 @@ class FakeProvider:
         """The behaviour for the next request; subclasses may choose their own (a fault mix)."""
         return self.queue.popleft() if self.queue else self.default
 
-    def chat_behaviour(self) -> Behaviour:
+    def chat_behaviour(self, request: RecordedRequest) -> Behaviour:
+        """How to answer this chat request (a subclass may decide by its content)."""
         self.chat_requests += 1
         if self.request_limit is not None and self.chat_requests > self.request_limit:
             spent = RECORDED.get(self.dialect)
@@ -162,7 +174,7 @@ class _Connection:
             elif recorded.method == "GET" and "/models" in recorded.path:
                 await self._list_models(recorded)
             else:
-                behaviour = self.fake.chat_behaviour()
+                behaviour = self.fake.chat_behaviour(recorded)
                 keep_going = await self._answer_watching_for_close(recorded, behaviour)
                 if not keep_going:
                     return
@@ -278,6 +290,8 @@ class _Connection:
                 await self._send_simple(400, body, behaviour.headers)
                 return
         refused = fake_openai.request_problem(dialect, payload) if not gemini else None
+        if behaviour.rejects_prefill and refused is None:
+            refused = fake_openai.prefill_refusal(payload)
         if refused is not None:
             await self._send_simple(refused.status, refused.encoded(), behaviour.headers)
             return
@@ -293,16 +307,26 @@ class _Connection:
         headers = {"content-type": "text/event-stream", **behaviour.headers}
         await self._send(h11.Response(status_code=200, headers=list(headers.items())))
         events = _stream_events(recorded, behaviour, model, gemini, self.fake.dialect)
+        if behaviour.first_event_delay:
+            await trio.sleep(behaviour.first_event_delay)
         for sent, event in enumerate(events):
             # `sent` events have gone out so far; the fault knobs count events, not tokens.
             if sent >= 1 and behaviour.token_delay:
                 await trio.sleep(behaviour.token_delay)
             if behaviour.stall_after is not None and sent >= behaviour.stall_after:
-                await trio.sleep_forever()
+                if behaviour.stall_for is None:
+                    await trio.sleep_forever()
+                await trio.sleep(behaviour.stall_for)
+                await self._cut()
+            if behaviour.cut_after is not None and sent >= behaviour.cut_after:
+                await self._cut()
             if behaviour.reset == "mid_body" and sent >= 1:
                 await self._reset()
             if behaviour.truncate_after is not None and sent >= behaviour.truncate_after:
                 break
+            if behaviour.garbage_before is not None and sent == behaviour.garbage_before:
+                garbage = b'data: {"id": "chatcmpl-fake", "choices": [{"delta": {"content": \n\n'
+                await self._send(h11.Data(data=garbage))
             if behaviour.malformed_after is not None and sent >= behaviour.malformed_after:
                 await self._send(h11.Data(data=b"data: {this is not json\n\n"))
                 break
@@ -342,6 +366,11 @@ class _Connection:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 raise _ClientGone() from None
 
+    async def _cut(self) -> None:
+        """Close the connection (a FIN) with the body unfinished: no chunked terminator."""
+        await self.stream.aclose()
+        raise _ClientGone()
+
     async def _reset(self) -> None:
         """Close with a TCP RST, the way a crashed server or a middlebox does."""
         self.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -376,7 +405,30 @@ def _prompt_tokens(recorded: RecordedRequest) -> int:
 
 
 def _tokens(behaviour: Behaviour) -> list[str]:
+    if behaviour.words is not None:
+        return list(behaviour.words)
     return [f"{behaviour.text}{i} " for i in range(behaviour.tokens)]
+
+
+def _answer_tokens(recorded: RecordedRequest, behaviour: Behaviour) -> list[str]:
+    """The answer's tokens; after an assistant prefill that begins the answer, only the rest
+    of it (a model continuing the turn: https://console.groq.com/docs/prompting). A prefill
+    that is not the answer's start gets the whole answer, as Failover Bench's wall does."""
+    tokens = _tokens(behaviour)
+    payload = _json_or_none(recorded)
+    messages = payload.get("messages") if isinstance(payload, dict) else None
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    if not isinstance(last, dict) or last.get("role") != "assistant":
+        return tokens
+    prefill = last.get("content")
+    if not isinstance(prefill, str) or not "".join(tokens).startswith(prefill):
+        return tokens
+    rest, at = [], 0
+    for token in tokens:
+        if at + len(token) > len(prefill):
+            rest.append(token[max(0, len(prefill) - at) :])
+        at += len(token)
+    return rest
 
 
 def _error_body(dialect: str, status: int, gemini: bool, retry_delay: float | None = None) -> bytes:
@@ -387,10 +439,11 @@ def _error_body(dialect: str, status: int, gemini: bool, retry_delay: float | No
 
 def _usage(recorded: RecordedRequest, behaviour: Behaviour) -> dict[str, int]:
     prompt = _prompt_tokens(recorded)
+    completion = len(_answer_tokens(recorded, behaviour))
     return {
         "prompt_tokens": prompt,
-        "completion_tokens": behaviour.tokens,
-        "total_tokens": prompt + behaviour.tokens,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
     }
 
 
@@ -401,7 +454,10 @@ def _full_answer(
         prompt = _prompt_tokens(recorded)
         return orjson.dumps(fake_gemini.full_answer(recorded.json, behaviour, model, prompt))
     call = _openai_tool_call(recorded, behaviour)
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(_tokens(behaviour))}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(_answer_tokens(recorded, behaviour)),
+    }
     if call is not None:
         message = {"role": "assistant", "content": None, "tool_calls": [call]}
     payload: dict[str, Any] = {
@@ -464,7 +520,7 @@ def _stream_events(
     chunks = [chunk({"role": "assistant", "content": ""}, None)]
     call = _openai_tool_call(recorded, behaviour)
     if call is None:
-        chunks += [chunk({"content": token}, None) for token in _tokens(behaviour)]
+        chunks += [chunk({"content": t}, None) for t in _answer_tokens(recorded, behaviour)]
         chunks.append(chunk({}, "stop"))
     else:
         chunks.append(chunk({"tool_calls": [{"index": 0, **call}]}, None))
@@ -476,7 +532,8 @@ def _stream_events(
     events = [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks]
     if comments:
         events[0] = b"".join(comments) + events[0]
-    events.append(b"data: [DONE]\n\n")
+    if behaviour.send_done:
+        events.append(b"data: [DONE]\n\n")
     return events
 
 

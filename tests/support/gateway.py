@@ -57,6 +57,7 @@ async def running_gateway(env: Mapping[str, str]) -> AsyncIterator[RunningGatewa
     # No free-tier limits either: the fakes have none, and only quota tests count them.
     quiet = {
         "FREE_TIER_LIMITS": "false",
+        "CIRCUIT_PROBE_INTERVAL_SECONDS": "0",
         "PORT": "0",
         "METRICS_DB_PATH": f"{scratch}/metrics.db",
         "STATE_DB_PATH": f"{scratch}/state.db",

@@ -107,7 +107,11 @@ async def gateway_process(
     }
     # No model check unless asked for: it would send fakes requests a test does not expect;
     # no free-tier limits: the fakes have none, and only quota tests count them.
-    quiet = {"MODEL_CHECK_INTERVAL_SECONDS": "0", "FREE_TIER_LIMITS": "false"}
+    quiet = {
+        "MODEL_CHECK_INTERVAL_SECONDS": "0",
+        "FREE_TIER_LIMITS": "false",
+        "CIRCUIT_PROBE_INTERVAL_SECONDS": "0",
+    }
     full_env = {**keep, "PORT": str(port), **quiet, **env}
     output = bytearray()
     async with trio.open_nursery() as nursery:

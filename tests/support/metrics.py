@@ -61,6 +61,8 @@ class Scenario:
             **provider_env(groq=self.groq, cerebras=self.cerebras, mistral=self.mistral),
             "METRICS_DB_PATH": str(db),
             "UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS": "0.5",
+            # Each failure counted once: no second try of a pinned model's 5xx.
+            "TRANSIENT_RETRY_DELAY_SECONDS": "0",
         }
 
     def _count_tokens(self, provider: str, response: httpx.Response) -> None:

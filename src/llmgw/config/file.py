@@ -30,6 +30,7 @@ from llmgw.config.groups import Group, Member, Strategy
 from llmgw.config.parsers import http_url, key_list
 from llmgw.providers.catalog import CATALOG, ProviderConfig, ProviderInfo
 from llmgw.providers.limits import UTC, ModelLimits
+from llmgw.providers.profiles import Prefill
 from llmgw.providers.profiles import gemini as gemini_profile
 from llmgw.providers.profiles import openai as openai_profile
 
@@ -52,6 +53,9 @@ class ProviderEntry(msgspec.Struct, forbid_unknown_fields=True):
     shared_quota: bool | None = None
     day_resets_in: str | None = None
     free_tier: bool | None = None  # the built-in free-tier table applies (FREE_TIER_LIMITS)
+    # It continues a last assistant message (a broken stream is continued there with the text
+    # sent so far); unset: what llmgw knows of the provider (a provider of your own: no).
+    prefill: bool | None = None
 
 
 class MemberEntry(msgspec.Struct, forbid_unknown_fields=True):
@@ -235,6 +239,15 @@ def _provider(
     if built_in is None and (spec.wire is None or spec.base_url is None):
         raise ConfigError.in_file(path, where, "a provider of your own needs wire and base_url")
     info = built_in or _custom_info(name, spec)
+    if spec.prefill is not None:
+        prefill = Prefill.NONE
+        if spec.prefill:
+            prefill = (
+                info.profile.prefill
+                if info.profile.prefill is not Prefill.NONE
+                else (Prefill.ASSISTANT)
+            )
+        info = dataclasses.replace(info, profile=dataclasses.replace(info.profile, prefill=prefill))
     base_url = spec.base_url or info.default_base_url
     try:
         base_url = http_url(base_url)

@@ -146,6 +146,12 @@ class Settings:
         "UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS", 60.0, seconds, _SECONDS,
         "Per attempt: until the response headers (for a stream, its first event).", ROUTING,
     )  # fmt: skip
+    upstream_first_token_timeout_seconds: float = setting(
+        "UPSTREAM_FIRST_TOKEN_TIMEOUT_SECONDS", 12.0, seconds, _SECONDS,
+        "Per attempt, streams: until the first event (headers included). A provider that has "
+        "sent nothing by then is left for the next route, before the client sees a byte.",
+        ROUTING,
+    )  # fmt: skip
     upstream_idle_timeout_seconds: float = setting(
         "UPSTREAM_IDLE_TIMEOUT_SECONDS", 60.0, seconds, _SECONDS,
         "Per attempt: the longest gap between two pieces of a body or stream.", ROUTING,
@@ -153,6 +159,22 @@ class Settings:
     request_deadline_seconds: float = setting(
         "REQUEST_DEADLINE_SECONDS", 300.0, seconds, _SECONDS,
         "The whole request, across all attempts and the whole stream.", ROUTING,
+    )  # fmt: skip
+    retry_after_wait_max_seconds: float = setting(
+        "RETRY_AFTER_WAIT_MAX_SECONDS", 5.0, seconds_or_zero, "a number of seconds >= 0",
+        "Fallback chains and pinned models: a rate limit whose Retry-After is at most this long "
+        "is waited out on the same route, once, rather than leaving it. 0: never.", ROUTING,
+    )  # fmt: skip
+    transient_retry_delay_seconds: float = setting(
+        "TRANSIENT_RETRY_DELAY_SECONDS", 0.5, seconds_or_zero, "a number of seconds >= 0",
+        "Fallback chains and pinned models: a 5xx is tried once more on the same route after "
+        "this delay. 0: never.", ROUTING,
+    )  # fmt: skip
+    circuit_probe_interval_seconds: float = setting(
+        "CIRCUIT_PROBE_INTERVAL_SECONDS", 10.0, seconds_or_zero, "a number of seconds >= 0",
+        "While a route's circuit is open, a one-token request checks it this often (one for the "
+        "host, whatever the workers), so a recovered provider is back in service within this "
+        "long, not only when its cooldown ends. 0: never.", ROUTING,
     )  # fmt: skip
     model_check_interval_seconds: float = setting(
         "MODEL_CHECK_INTERVAL_SECONDS", 21600.0, seconds_or_zero, "a number of seconds >= 0",

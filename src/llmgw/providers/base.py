@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from llmgw.providers.catalog import ProviderConfig
+from llmgw.providers.transcript import Transcript
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ class StreamTranslator(ABC):
         self.events = 0  # data events seen so far; the proxy commits to a route after the first
         self.usage: Usage | None = None
         self.done = False  # the upstream sent its closing event; nothing after it matters
+        self.transcript = Transcript()  # what the client has been sent, for a continuation
+        self.malformed = 0  # events dropped because they were not JSON (the relay logs them)
 
     @abstractmethod
     def feed(self, data: bytes) -> bytes:
@@ -83,7 +86,8 @@ class StreamTranslator(ABC):
     @abstractmethod
     def end(self) -> bytes:
         """The upstream closed the stream: the last bytes to forward. Raises
-        UpstreamProtocolError when the stream ended before its proper end."""
+        UpstreamProtocolError when the stream ended before its answer did (a body that ends
+        cleanly after the answer's finish_reason, without [DONE], is a whole answer)."""
 
 
 class ProviderAdapter(Protocol):

@@ -24,7 +24,7 @@ from llmgw.providers.catalog import ProviderConfig
 from llmgw.providers.jsonwire import load_json, upstream_error_message
 from llmgw.providers.parameters import adapt_request, strip_private_history
 from llmgw.providers.profiles import Profile, StreamUsage
-from llmgw.providers.sse import SSEDecoder
+from llmgw.providers.sse import DONE, SSEDecoder
 
 
 def _asks_upstream_for_usage(profile: Profile, request: ChatRequest) -> bool:
@@ -82,7 +82,8 @@ class OpenAICompatAdapter:
 
 
 class PassthroughStream(StreamTranslator):
-    """Forwards complete events as received; refuses malformed ones and error events."""
+    """Forwards complete events as received. An event that is not JSON is dropped (a proxy on the
+    way garbled it; the rest of the stream is fine), an error event ends the stream."""
 
     def __init__(self, *, hide_usage_chunk: bool = False) -> None:
         super().__init__()
@@ -105,13 +106,18 @@ class PassthroughStream(StreamTranslator):
         if data == b"[DONE]":
             self.done = True
             return True
-        payload = load_json(data, "a stream event")
+        try:
+            payload = load_json(data, "a stream event")
+        except UpstreamProtocolError:
+            self.malformed += 1
+            return False
         message = upstream_error_message(payload)
         if message is not None:
             raise UpstreamProtocolError(f"the provider's stream failed: {message}")
         if not isinstance(payload, dict):
             raise UpstreamProtocolError("the provider sent a stream event that is not an object")
         self.events += 1
+        self.transcript.saw(payload)
         # Groq reports usage in x_groq.usage on the last chunk, whether or not it was asked for.
         extension = payload.get("x_groq")
         usage = payload.get("usage") or (
@@ -124,6 +130,8 @@ class PassthroughStream(StreamTranslator):
         return True
 
     def end(self) -> bytes:
-        if not self.done:
-            raise UpstreamProtocolError("the provider's stream ended before [DONE]")
-        return b""
+        if self.done:
+            return b""
+        if self.transcript.finished:
+            return DONE  # the answer is whole; some providers just never send [DONE]
+        raise UpstreamProtocolError("the provider's stream ended before the answer did")

@@ -40,6 +40,7 @@ class CircuitBreaker:
     open_until: float = 0.0
     blocked_until: float = 0.0
     probe_until: float = 0.0  # while a probe is out: until when its slot is held
+    probe_after: float = 0.0  # while tripped: the next active probe (prober) not before then
 
     def state(self, now: float) -> CircuitState:
         if self.trips == 0:
@@ -71,11 +72,20 @@ class CircuitBreaker:
         self.probe_until = now + self.probe_timeout
         return Permit.PROBE
 
+    def claim_active_probe(self, now: float, interval: float) -> bool:
+        """While the circuit is tripped and not resting after a rate limit, one active probe an
+        interval (for every worker sharing this breaker): may it go now?"""
+        if self.trips == 0 or self.rate_limited(now) or now < self.probe_after:
+            return False
+        self.probe_after = now + interval
+        return True
+
     def record_success(self, permit: Permit) -> None:
         if permit is Permit.PROBE or self.trips == 0:
             self.failures = 0
             self.trips = 0
             self.open_until = 0.0
+            self.probe_after = 0.0
         # A request let through before the circuit opened says nothing about it now.
         self.release(permit)
 

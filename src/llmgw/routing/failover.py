@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -114,7 +115,8 @@ EFFECTS: Mapping[Outcome, Effect] = {
     Outcome.MODEL_NOT_FOUND: Effect(Verdict.NONE, fails_over=False),
     # The provider works; this request is not one it takes.
     Outcome.NOT_SUPPORTED: Effect(Verdict.NONE, fails_over=True),
-    Outcome.CONTEXT_TOO_LONG: Effect(Verdict.SUCCESS, fails_over=False),
+    # The provider works; a route with a larger window may take it (Walk.next picks only those).
+    Outcome.CONTEXT_TOO_LONG: Effect(Verdict.SUCCESS, fails_over=True),
     Outcome.CONTENT_FILTERED: Effect(Verdict.SUCCESS, fails_over=False),
     Outcome.TIMEOUT: Effect(Verdict.FAILURE, fails_over=True),
     Outcome.CONNECTION_ERROR: Effect(Verdict.FAILURE, fails_over=True),
@@ -179,6 +181,40 @@ class Ticket:
 
 
 @dataclass(frozen=True)
+class ContextLimit:
+    """A model said the request is longer than its window: `needed` tokens (as its message
+    says, when it says), over its declared `window` (when declared)."""
+
+    model: str
+    needed: int | None
+    window: int | None
+
+    def rules_out(self, target: Target) -> bool:
+        """Would `target` refuse the request for its length too? Never the same model again;
+        another only if its declared window is known to be too small. A window nobody declared
+        might fit: it is tried."""
+        if target.model == self.model:
+            return True
+        window = target.route.provider.limits(target.model).context
+        if window is None:
+            return False
+        if self.needed is not None:
+            return window < self.needed
+        return self.window is not None and window <= self.window
+
+
+_NUMBER = re.compile(r"\d[\d,]{3,}")
+
+
+def tokens_needed(message: str) -> int | None:
+    """How many tokens a context-length error says the request has: the largest number in it
+    (OpenAI: "maximum context length is 8192 tokens. However, your messages resulted in 9631
+    tokens"; Mistral, Gemini and Cerebras name the size and the limit the same way)."""
+    numbers = [int(found.replace(",", "")) for found in _NUMBER.findall(message)]
+    return max(numbers) if numbers else None
+
+
+@dataclass(frozen=True)
 class _Refused:
     """Why a target was not tried: its breaker, or its quotas until `until` (None: never). A
     request larger than a quota's whole window is refused by that target for good: `refusal`."""
@@ -208,11 +244,15 @@ class Walk:
         deadline: float,
         *,
         pinned: bool = False,
+        ordered: bool = False,
         cost: Callable[[Target], Cost] = lambda target: ONE_REQUEST,
     ) -> None:
         self.targets = tuple(targets)
         self.deadline = deadline
         self.pinned = pinned
+        # The targets are a priority chain (a fallback group, a pin): the first is wanted, so a
+        # short wait for it beats moving on (the proxy's retries of the same target).
+        self.ordered = ordered
         self.cost = cost
         self._table = table
         self._left = deque(self.targets)
@@ -222,11 +262,16 @@ class Walk:
         self._model_missing: str | None = None  # why the pinned model is not available
         self._refusal: GatewayError | None = None
         self._back: list[float] = []  # when targets skipped for their quotas come back
+        self._too_long: list[ContextLimit] = []  # models the request is too long for
+        self._too_long_refusal: GatewayError | None = None  # the first one's own words
+        self._fit_tried = False  # a target not ruled out by length was tried after one
 
     async def next(self, now: float) -> Ticket | None:
         """The next target to try, or None when the walk is over."""
         while self._left and now < self.deadline:
             target = self._left.popleft()
+            if any(limit.rules_out(target) for limit in self._too_long):
+                continue  # it would refuse the request for its length as well
             route = target.route
             lost = self._table.unavailable_models.get((route.id, target.model))
             if lost is not None and not lost.blocking:
@@ -235,6 +280,7 @@ class Walk:
             if lost is None and not self._table.key_rejected(route, now):
                 outcome = await self._take(target, now)
                 if isinstance(outcome, Ticket):
+                    self._fit_tried = self._fit_tried or bool(self._too_long)
                     return outcome
                 if outcome.refusal is not None:
                     self._refusal = self._refusal or outcome.refusal
@@ -249,6 +295,14 @@ class Walk:
             if isinstance(outcome, _Refused) and outcome.until is not None:
                 self._back.append(outcome.until)
         return None
+
+    async def retry(self, ticket: Ticket, now: float) -> Ticket | None:
+        """Leave to try the same target once more (its breaker and quotas permitting): the
+        proxy's retry of a priority chain's target after a short wait."""
+        if now >= self.deadline:
+            return None
+        outcome = await self._take(ticket.target, now)
+        return outcome if isinstance(outcome, Ticket) else None
 
     async def _take(self, target: Target, now: float) -> Ticket | _Refused:
         """Acquire the target's breaker and count the request in its quotas, atomically."""
@@ -341,6 +395,11 @@ class Walk:
             self._refusal = self._refusal or refusal
         else:
             self._only_refused = False
+        if outcome is Outcome.CONTEXT_TOO_LONG:
+            limits = ticket.route.provider.limits(ticket.model)
+            needed = tokens_needed(refusal.message) if refusal is not None else None
+            self._too_long.append(ContextLimit(ticket.model, needed, limits.context))
+            self._too_long_refusal = self._too_long_refusal or refusal
         effect = EFFECTS[outcome]
 
         def apply(breaker: CircuitBreaker, used: dict[str, Used]) -> None:
@@ -368,6 +427,8 @@ class Walk:
 
     async def give_up(self, now: float) -> GatewayError:
         """What the client gets when no target is left."""
+        if self._too_long_refusal is not None and not self._fit_tried:
+            return self._too_long_refusal  # no other target's window could take it
         if self._refusal is not None and self._only_refused:
             return self._refusal
         if self.pinned and self._model_missing is not None and not self._attempted:

@@ -32,6 +32,9 @@ class Plan:
     targets: list[Target]
     pinned: bool  # the client named the provider and the model itself
     pool: str | None  # what the request asked for, when no target can serve it
+    # A priority chain: the first target is the one wanted (a pin, a fallback group), not one
+    # of equals taking turns.
+    ordered: bool = False
 
 
 async def plan_for(table: RouteTable, requested: str | None) -> Plan:
@@ -39,14 +42,14 @@ async def plan_for(table: RouteTable, requested: str | None) -> Plan:
     if pinned is not None:
         provider, model = pinned
         routes = _rotated(table, f"pin:{provider}", table.routes_of(provider))
-        return Plan([Target(route, model) for route in routes], True, provider)
+        return Plan([Target(route, model) for route in routes], True, provider, ordered=True)
     group = table.groups.get(requested or "") or table.groups.get(AUTO)
     if group is not None:
         targets = await _group_targets(table, group)
         if table.fixed_provider is not None:
             targets = [t for t in targets if t.route.provider_name == table.fixed_provider]
         if targets or table.fixed_provider is None:
-            return Plan(targets, False, group.name)
+            return Plan(targets, False, group.name, group.strategy is Strategy.FALLBACK)
     pool = table.fixed_provider
     routes = [r for r in table.routes if pool is None or r.provider_name == pool]
     routes = _rotated(table, f"pool:{pool}", routes)

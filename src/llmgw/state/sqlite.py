@@ -31,16 +31,30 @@ T = TypeVar("T")
 SETUP_BUSY_TIMEOUT_MS = 5000
 LOCK_WAIT_SECONDS = 1.0
 _FIRST_RETRY_SECONDS, _LAST_RETRY_SECONDS = 0.0002, 0.005
-_BREAKER_FIELDS = ("failures", "trips", "open_until", "blocked_until", "probe_until")
+_BREAKER_FIELDS = (
+    "failures",
+    "trips",
+    "open_until",
+    "blocked_until",
+    "probe_until",
+    "probe_after",
+)
 _SELECT_BREAKER = f"SELECT {', '.join(_BREAKER_FIELDS)} FROM breakers WHERE route = ?"  # noqa: S608
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS breakers (route TEXT PRIMARY KEY, failures INTEGER NOT NULL, "
     "trips INTEGER NOT NULL, open_until REAL NOT NULL, blocked_until REAL NOT NULL, "
-    "probe_until REAL NOT NULL) WITHOUT ROWID",
+    "probe_until REAL NOT NULL, probe_after REAL NOT NULL DEFAULT 0) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS usage (usage_key TEXT NOT NULL, quota TEXT NOT NULL, "
     "window_start REAL NOT NULL, amount INTEGER NOT NULL, PRIMARY KEY (usage_key, quota)) "
     "WITHOUT ROWID",
 )
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """A file written by an older llmgw: add what it lacks."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(breakers)")}
+    if "probe_after" not in columns:
+        conn.execute("ALTER TABLE breakers ADD COLUMN probe_after REAL NOT NULL DEFAULT 0")
 
 
 def _busy(error: sqlite3.Error) -> bool:
@@ -54,6 +68,7 @@ def _state(breaker: CircuitBreaker) -> tuple[float, ...]:
         breaker.open_until,
         breaker.blocked_until,
         breaker.probe_until,
+        breaker.probe_after,
     )
 
 
@@ -81,6 +96,7 @@ class SqliteStates:
                 conn.execute("PRAGMA synchronous = NORMAL")
                 for statement in _SCHEMA:
                     conn.execute(statement)
+                _migrate(conn)
                 conn.execute("PRAGMA busy_timeout = 0")  # from now on: update() waits
             except BaseException:
                 conn.close()
@@ -130,7 +146,7 @@ class SqliteStates:
             breaker_after = _state(breaker)
             if breaker_after != breaker_before:
                 conn.execute(
-                    "INSERT OR REPLACE INTO breakers VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO breakers VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (route, *breaker_after),
                 )
             rows = [
@@ -158,6 +174,7 @@ class SqliteStates:
                 breaker.open_until,
                 breaker.blocked_until,
                 breaker.probe_until,
+                breaker.probe_after,
             ) = row
         return breaker
 

@@ -173,7 +173,11 @@ def model_name(payload: JSONObject, requested: str) -> str:
 def load_payload(data: bytes, what: str) -> JSONObject:
     """A decoded GenerateContentResponse. Raises UpstreamProtocolError for anything else,
     an error object included (Gemini can send one as a stream event)."""
-    payload = load_json(data, what)
+    return checked_payload(load_json(data, what), what)
+
+
+def checked_payload(payload: Any, what: str) -> JSONObject:
+    """A decoded JSON value that must be a GenerateContentResponse (see load_payload)."""
     message = upstream_error_message(payload)
     if message is not None:
         raise UpstreamProtocolError(f"the provider answered with an error: {message}")

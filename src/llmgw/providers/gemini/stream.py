@@ -11,15 +11,15 @@ from llmgw.providers.base import StreamTranslator, UpstreamProtocolError, Usage
 from llmgw.providers.gemini.response import (
     IdSource,
     candidate_index,
+    checked_payload,
     finish_reason,
-    load_payload,
     model_name,
     new_call_id,
     openai_usage,
     prompt_blocked,
     read_parts,
 )
-from llmgw.providers.jsonwire import JSONObject
+from llmgw.providers.jsonwire import JSONObject, load_json
 from llmgw.providers.sse import DONE, SSEDecoder, encode_event, parse_block
 
 
@@ -53,6 +53,16 @@ class GeminiStream(StreamTranslator):
         events = self._decoder.feed(data)
         return b"".join(self._translate(event.data) for event in events if event.data is not None)
 
+    def _readable(self, data: bytes) -> JSONObject | None:
+        """The event's payload; None for one that is not JSON, which is dropped (a proxy on the
+        way garbled it; the rest of the stream is fine)."""
+        try:
+            payload = load_json(data, "a stream event")
+        except UpstreamProtocolError:
+            self.malformed += 1
+            return None
+        return checked_payload(payload, "a stream event")
+
     def end(self) -> bytes:
         out = self._translate_unterminated()
         if not self._finished:
@@ -68,7 +78,9 @@ class GeminiStream(StreamTranslator):
         return self._translate(data) if data is not None else b""
 
     def _translate(self, data: bytes) -> bytes:
-        payload = load_payload(data, "a stream event")
+        payload = self._readable(data)
+        if payload is None:
+            return b""
         if self.events == 0:
             self._model = model_name(payload, self._model)
         self.events += 1
@@ -134,6 +146,7 @@ class GeminiStream(StreamTranslator):
             "choices": choices,
             **extra,
         }
+        self.transcript.saw(chunk)
         return encode_event(orjson.dumps(chunk))
 
 

@@ -19,6 +19,15 @@ class StreamUsage(enum.Enum):
     ALWAYS = "always"  # in every stream, asked or not (asking may even be refused)
 
 
+class Prefill(enum.Enum):
+    """How a provider continues an assistant turn the request has started (a stream that broke
+    is continued that way on another route)."""
+
+    NONE = "none"  # not known to: a broken stream is regenerated there instead (splice)
+    ASSISTANT = "assistant"  # a last assistant message is continued as it stands
+    ASSISTANT_PREFIX = "assistant_prefix"  # ... when marked `"prefix": true` (Mistral)
+
+
 @dataclass(frozen=True)
 class Profile:
     errors: tuple[Rule, ...]
@@ -29,3 +38,4 @@ class Profile:
     strips_private_history: bool = True
     # Its rate-limit headers that say how much of a quota is left: header -> quota ("rpd", ...).
     remaining_headers: Mapping[str, str] = field(default_factory=dict)
+    prefill: Prefill = Prefill.NONE

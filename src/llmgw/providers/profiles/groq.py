@@ -18,7 +18,7 @@ from llmgw.providers.parameters import (
     is_nonzero,
     is_set,
 )
-from llmgw.providers.profiles import Profile, StreamUsage
+from llmgw.providers.profiles import Prefill, Profile, StreamUsage
 from llmgw.providers.profiles.resets import said_in_message
 
 _DOCS = "https://console.groq.com/docs/openai"
@@ -119,4 +119,7 @@ PROFILE = Profile(
     parameters=PARAMETERS,
     stream_usage=StreamUsage.ALWAYS,
     remaining_headers=REMAINING,
+    # "Assistant Message Prefilling": the model answers starting with a last assistant message
+    # (https://console.groq.com/docs/prompting).
+    prefill=Prefill.ASSISTANT,
 )

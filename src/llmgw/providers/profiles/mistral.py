@@ -20,7 +20,7 @@ from llmgw.providers.parameters import (
     rename,
     rewrite_tool_call_ids,
 )
-from llmgw.providers.profiles import Profile, StreamUsage
+from llmgw.providers.profiles import Prefill, Profile, StreamUsage
 from llmgw.providers.profiles.resets import one_minute
 
 _SCHEMA = "mistralai/client-python docs/models/chatcompletionrequest.md (2026-06-30)"
@@ -140,4 +140,9 @@ PROFILE = Profile(
     parameters=PARAMETERS,
     stream_usage=StreamUsage.ALWAYS,
     remaining_headers=REMAINING,
+    # An assistant message with `"prefix": true` starts the answer (the AssistantMessage schema
+    # of Mistral's API spec); without it a last assistant message is a 400, "Expected last role
+    # User or Tool (or Assistant with prefix True) for serving but got assistant"
+    # (0xPlaygrounds/rig#708).
+    prefill=Prefill.ASSISTANT_PREFIX,
 )
