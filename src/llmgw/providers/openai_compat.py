@@ -84,8 +84,7 @@ class PassthroughStream(StreamTranslator):
         for event in self._decoder.feed(data):
             if self.done:
                 break
-            if event.data is not None:
-                self._inspect(event.data)
+            self._inspect(event.data)
             out.append(event.raw)
             out.append(b"\n\n")
         return b"".join(out)
