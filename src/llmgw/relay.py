@@ -16,9 +16,14 @@ import orjson
 
 from llmgw.errors import error_body
 from llmgw.exchange import Exchange, failure_of
-from llmgw.providers.base import StreamTranslator
-from llmgw.providers.sse import encode_event
+from llmgw.providers.base import StreamTranslator, UpstreamProtocolError
+from llmgw.providers.sse import MAX_EVENT_BYTES, encode_event
 from llmgw.routing.failover import Outcome
+
+# The most an upstream may send without completing an event: room for one event of the largest
+# size and as much again of comments and keep-alives. Past it the stream is broken (before its
+# first event the walk moves on), however fast the bytes come.
+MAX_BYTES_BETWEEN_EVENTS = 2 * MAX_EVENT_BYTES
 
 
 class StreamRelay:
@@ -29,6 +34,8 @@ class StreamRelay:
         self._exchange = exchange
         self._translator = translator
         self._head = b""
+        self._events_seen = 0
+        self._bytes_since_event = 0
         self._upstream_ended = False
         self._finished = False
 
@@ -68,7 +75,14 @@ class StreamRelay:
         if chunk is None:
             self._upstream_ended = True
             return self._translator.end()
+        self._bytes_since_event += len(chunk)
         out = self._translator.feed(chunk)
+        if self._translator.events != self._events_seen:
+            self._events_seen, self._bytes_since_event = self._translator.events, 0
+        elif self._bytes_since_event > MAX_BYTES_BETWEEN_EVENTS:
+            raise UpstreamProtocolError(
+                f"the provider sent over {MAX_BYTES_BETWEEN_EVENTS} bytes without an event"
+            )
         if self._translator.done:
             # The upstream sent its closing event: stop reading, whether or not it closes.
             self._upstream_ended = True
