@@ -1,0 +1,54 @@
+"""Hostile clients: headers, query strings, model names and paths made to break parsers, bloat
+storage or forge log lines. Each gets its exact OpenAI-style error (never a 500), and nothing it
+sent is stored or logged beyond a bound."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from llmgw.auth import BASIC_AUTH_PATHS, basic_password, bearer_token, presented_key
+from llmgw.request_id import request_id_from
+from tests.support.gateway import running_gateway
+from tests.support.wire import send_raw
+
+KEYS = {"GATEWAY_API_KEYS": "gw-key-one"}
+# What a header value can hold once decoded: hypercorn and Quart read header bytes as latin-1.
+header_text = st.text(st.characters(max_codepoint=0xFF))
+authorization = st.tuples(st.sampled_from(["Basic ", "basic  ", "Bearer ", ""]), header_text).map(
+    "".join
+)
+
+
+@given(authorization)
+def test_reading_a_key_from_any_authorization_header_never_raises(header: str) -> None:
+    for path in ("/v1/models", *BASIC_AUTH_PATHS):
+        presented_key(path, header)
+    bearer_token(header)
+    basic_password(header)
+    request_id_from(header)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Basic \xe9",  # before: ValueError from b64decode (a str with non-ASCII), a 500
+        "Basic \xff\xfe==",
+        "Basic 6Q==",  # valid base64 of b"\xe9": not UTF-8
+        "Basic Og==",  # ":" alone: no password
+    ],
+)
+def test_a_basic_header_that_cannot_be_read_presents_no_key(header: str) -> None:
+    assert basic_password(header) is None
+
+
+async def test_a_non_ascii_basic_password_on_the_dashboard_is_a_401() -> None:
+    async with running_gateway(KEYS) as gw:
+        answer = await send_raw(
+            gw.url,
+            b"GET /stats/web HTTP/1.1\r\nHost: x\r\nAuthorization: Basic \xe9\xe9\r\n"
+            b"Connection: close\r\n\r\n",
+        )
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    assert b'"code":"invalid_api_key"' in answer
