@@ -9,7 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llmgw.auth import BASIC_AUTH_PATHS, basic_password, bearer_token, presented_key
+from llmgw.errors import InvalidRequest
 from llmgw.request_id import request_id_from
+from llmgw.web.endpoints.stats import refresh_seconds
 from tests.support.gateway import running_gateway
 from tests.support.wire import send_raw
 
@@ -52,3 +54,31 @@ async def test_a_non_ascii_basic_password_on_the_dashboard_is_a_401() -> None:
         )
     assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
     assert b'"code":"invalid_api_key"' in answer
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [(None, None), ("1", 1), ("30", 30), ("0030", 30), ("3600", 3600)],
+)
+def test_a_refresh_of_ascii_digits_from_1_to_3600_is_read(
+    raw: str | None, seconds: int | None
+) -> None:
+    assert refresh_seconds(raw) == seconds
+
+
+@pytest.mark.parametrize(
+    "raw",
+    # "²" passes str.isdigit but not int(); "٣" passes both; neither is a number of seconds.
+    ["²", "٣", "1²", "", "0", "3601", "-5", "+5", " 5", "5 ", "1e3", "1_0", "9" * 5000],
+)
+def test_any_other_refresh_is_a_400_naming_it(raw: str) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        refresh_seconds(raw)
+    assert refused.value.param == "refresh"
+
+
+async def test_a_refresh_of_a_superscript_digit_is_a_400_not_a_500() -> None:
+    async with running_gateway({}) as gw:
+        response = await gw.client.get("/stats/web", params={"refresh": "²"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_refresh"
