@@ -4,6 +4,7 @@ and event loop stay bounded, the walk moves on, and the client gets a sane answe
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import trio
 
@@ -16,7 +17,14 @@ from tests.support.gateway import (
     provider_env,
     running_gateway,
 )
-from tests.support.hostile import FIRST_EVENT, Hostile, HostileProvider, comment_flood
+from tests.support.hostile import (
+    FIRST_EVENT,
+    Hostile,
+    HostileProvider,
+    comment_flood,
+    json_answer,
+)
+from tests.support.metrics import stats_when
 from tests.support.wire import events_of, text_of
 
 
@@ -94,3 +102,25 @@ async def test_a_flood_of_comments_after_the_first_event_ends_the_stream_with_an
     assert events[-1]["error"]["code"] == "stream_failed"
     assert "without an event" in events[-1]["error"]["message"]
     assert recorded[-1].outcome == "invalid_response"
+
+
+async def test_absurd_token_counts_from_an_upstream_never_jam_the_metrics(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    # Before: 2**64-1 raised OverflowError in the metrics task, which retried the same batch
+    # forever: nothing was recorded until a restart.
+    usage = {"prompt_tokens": 2**64 - 1, "completion_tokens": 2**62, "total_tokens": 0}
+    hostile = await start_hostile(
+        nursery, Hostile(json_answer(usage=usage), content_type="application/json")
+    )
+    env = {
+        "GROQ_API_KEY": "k",
+        "GROQ_BASE_URL": hostile.base_url + "/v1",
+        "METRICS_DB_PATH": str(tmp_path / "m.db"),
+    }
+    async with running_gateway(env) as gw:
+        for _ in range(3):
+            assert (await gw.chat()).status_code == 200
+        stats = await stats_when(gw, lambda s: s["total_requests"] == 3)
+    assert stats["providers"]["groq"]["successes"] == 3
+    assert stats["dropped_events"] == 0

@@ -76,3 +76,74 @@ async def test_the_writer_logs_a_full_disk_as_a_full_disk(
     messages = [r.getMessage() for r in caplog.records]
     assert any("database or disk is full" in m for m in messages), messages
     assert not any("no transaction is active" in m for m in messages), messages
+
+
+HUGE = 2**64 - 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "stored"),
+    [
+        ({"prompt_tokens": HUGE}, {"prompt_tokens": None}),
+        ({"prompt_tokens": 2**63}, {"prompt_tokens": None}),
+        ({"completion_tokens": -1}, {"completion_tokens": None}),
+        ({"completion_tokens": True}, {"completion_tokens": None}),
+        ({"prompt_tokens": 10**9}, {"prompt_tokens": 10**9}),
+        ({"latency_ms": float("nan")}, {"latency_ms": 0.0}),
+        ({"latency_ms": float("inf")}, {"latency_ms": 0.0}),
+        ({"latency_ms": -5.0}, {"latency_ms": 0.0}),
+        ({"latency_ms": 1e300}, {"latency_ms": 86_400_000.0}),
+        ({"ttfb_ms": float("nan")}, {"ttfb_ms": 0.0}),
+        ({"status": 2**70}, {"status": None}),
+        ({"time": float("inf")}, {"time": 0.0}),
+        ({"model": "m" * 9_000_000}, {"model": "m" * 400}),
+    ],
+)
+def test_an_event_is_stored_with_its_figures_in_range_and_its_texts_clipped(
+    tmp_path: Path, changes: dict[str, Any], stored: dict[str, Any]
+) -> None:
+    conn = store.connect(str(tmp_path / "m.db"))
+    store.write_batch(conn, [event(**changes), event()])
+    columns = ", ".join(stored)
+    row = conn.execute(f"SELECT {columns} FROM attempts ORDER BY rowid LIMIT 1").fetchone()
+    assert dict(zip(stored, row, strict=True)) == stored
+
+
+def test_token_sums_of_the_largest_counts_stay_in_range(tmp_path: Path) -> None:
+    conn = store.connect(str(tmp_path / "m.db"))
+    for _ in range(10):
+        store.write_batch(conn, [event(prompt_tokens=10**9, completion_tokens=10**9)] * 100)
+    total = conn.execute(
+        "SELECT prompt_tokens FROM rollup WHERE resolution = ? AND outcome = 'success'",
+        (store.DAY,),
+    ).fetchone()[0]
+    assert total == 1000 * 10**9
+
+
+async def test_one_event_the_database_refuses_is_discarded_and_counted_not_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before: the whole batch failed, was held and retried forever; nothing was recorded again
+    # until a restart. Now the batch is split until the bad event stands alone.
+    caplog.set_level(logging.WARNING, logger="llmgw.metrics")
+    path = str(tmp_path / "m.db")
+    send, receive = trio.open_memory_channel[AttemptEvent](100)
+    sink = MetricsSink(send)
+    writer = MetricsWriter(path, 30, receive, sink, flush_interval=0.05)
+    poison = event(request_id="req_poison", model=object())  # no text a database can take
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer.run)
+        for index in range(10):
+            sink.emit(event(request_id=f"req_{index}"))
+            if index == 6:
+                sink.emit(poison)
+        await eventually(lambda: writer.discarded == 1)
+        sink.emit(event(request_id="req_after"))
+        await send.aclose()
+    conn = store.connect(path)
+    ids = {row[0] for row in conn.execute("SELECT request_id FROM attempts")}
+    dropped = conn.execute("SELECT total(count) FROM dropped WHERE resolution = ?", (store.DAY,))
+    assert ids == {f"req_{index}" for index in range(10)} | {"req_after"}
+    assert dropped.fetchone()[0] == 1
+    assert not writer.failing
+    assert any("req_poison" in r.getMessage() for r in caplog.records)

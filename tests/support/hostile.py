@@ -8,7 +8,7 @@ connections still open, bytes sent, and the moment each client let go.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
 import h11
@@ -107,9 +107,9 @@ def nested_arrays(size: int) -> Body:
     return body
 
 
-def json_answer(padding: int = 0) -> Body:
+def json_answer(padding: int = 0, usage: Mapping[str, object] | None = None) -> Body:
     """A valid chat completion, with `padding` bytes of text in its answer."""
-    answer = {
+    answer: dict[str, object] = {
         "id": "chatcmpl-hostile",
         "object": "chat.completion",
         "created": 0,
@@ -122,6 +122,8 @@ def json_answer(padding: int = 0) -> Body:
             }
         ],
     }
+    if usage is not None:
+        answer["usage"] = dict(usage)
 
     async def body() -> AsyncIterator[bytes]:
         yield orjson.dumps(answer)

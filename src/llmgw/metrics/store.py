@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from llmgw.metrics.events import AttemptEvent
+from llmgw.metrics.events import AttemptEvent, storable
 from llmgw.metrics.histogram import bucket_of
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
@@ -207,8 +207,10 @@ def write_batch(
     worker: int | None = None,
 ) -> None:
     """One transaction: the raw rows, their rollups and the dropped-events increment. Either all
-    of it is stored or none (so a retried batch is never counted twice)."""
+    of it is stored or none (so a retried batch is never counted twice). Each event is stored as
+    `storable` makes it: figures in range, texts clipped."""
     worker = os.getpid() if worker is None else worker
+    events = [storable(event) for event in events]
     with transaction(conn):
         conn.executemany(
             f"INSERT INTO attempts ({', '.join(_EVENT_COLUMNS)}, worker) "  # noqa: S608
