@@ -12,8 +12,14 @@ from llmgw.auth import BASIC_AUTH_PATHS, basic_password, bearer_token, presented
 from llmgw.errors import InvalidRequest
 from llmgw.request_id import request_id_from
 from llmgw.web.endpoints.stats import refresh_seconds
-from tests.support.gateway import running_gateway
-from tests.support.wire import send_raw
+from tests.support.gateway import (
+    HELLO,
+    FakeStarter,
+    capture_events,
+    provider_env,
+    running_gateway,
+)
+from tests.support.wire import assert_openai_error, send_raw
 
 KEYS = {"GATEWAY_API_KEYS": "gw-key-one"}
 # What a header value can hold once decoded: hypercorn and Quart read header bytes as latin-1.
@@ -82,3 +88,20 @@ async def test_a_refresh_of_a_superscript_digit_is_a_400_not_a_500() -> None:
         response = await gw.client.get("/stats/web", params={"refresh": "²"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_refresh"
+
+
+async def test_a_model_name_over_400_characters_is_a_400_and_goes_nowhere(
+    start_fake: FakeStarter,
+) -> None:
+    # Before: a 9 MB pinned model went upstream, into the database (and its WAL) and the log.
+    groq = await start_fake("groq")
+    async with running_gateway(provider_env(groq=groq)) as gw:
+        events = capture_events(gw)
+        refused = await gw.chat({**HELLO, "model": "groq/" + "x" * 9_000_000})
+        allowed = await gw.chat({**HELLO, "model": "groq/" + "x" * 395})
+    assert_openai_error(refused, 400)
+    assert refused.json()["error"]["param"] == "model"
+    assert "at most 400 characters" in refused.json()["error"]["message"]
+    assert allowed.status_code == 200
+    assert len(groq.requests) == 1
+    assert [event.model for event in events] == ["x" * 395]

@@ -80,7 +80,8 @@ class ChatCompletionRequest(Struct):
         Annotated[
             str,
             Meta(
-                description="`auto`, any model name (served by the pool), or `<provider>/<model id>`."
+                description="`auto`, any model name (served by the pool), or `<provider>/<model id>`; at most 400 characters (the gateway stores and logs it).",
+                max_length=400,
             ),
         ]
         | None

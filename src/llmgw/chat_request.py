@@ -41,12 +41,13 @@ def parse_chat_request(
 
 
 # msgspec's messages: "Expected `int | null`, got `str` - at `$.max_tokens`",
-# "Expected `int` >= 1 - at `$.max_tokens`", "Object missing required field `role` - at
-# `$.messages[0]`". The path becomes `param`; the wording comes from the field's type.
+# "Expected `int` >= 1 - at `$.max_tokens`", "Expected `str` of length <= 400 - at `$.model`",
+# "Object missing required field `role` - at `$.messages[0]`". The path becomes `param`; the
+# wording comes from the field's type.
 _ERROR = re.compile(r"(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?", re.DOTALL)
 _MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
 _GOT = re.compile(r"Expected `[^`]+`, got `(?P<got>[^`]+)`")
-_BOUND = re.compile(r"Expected `[^`]+` (?P<op>[<>]=?) (?P<limit>\S+)")
+_BOUND = re.compile(r"Expected `[^`]+` (?P<length>of length )?(?P<op>[<>]=?) (?P<limit>\S+)")
 _BOUND_WORDS = {">=": "at least", ">": "more than", "<=": "at most", "<": "less than"}
 _STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 
@@ -127,7 +128,10 @@ def _bound(what: str, node: inspect.Type) -> str:
     bound = _BOUND.fullmatch(what)
     if bound is None or isinstance(node, inspect.ListType):
         return _kind(node)
-    return f"{_BOUND_WORDS[bound['op']]} {bound['limit']}"
+    limit = bound["limit"]
+    if bound["length"] and isinstance(node, inspect.StrType):
+        limit += " character" if limit == "1" else " characters"
+    return f"{_BOUND_WORDS[bound['op']]} {limit}"
 
 
 def _pin(
