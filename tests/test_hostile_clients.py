@@ -4,21 +4,30 @@ sent is stored or logged beyond a bound."""
 
 from __future__ import annotations
 
+import logging
+import re
+import sys
+
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from llmgw.auth import BASIC_AUTH_PATHS, basic_password, bearer_token, presented_key
 from llmgw.errors import InvalidRequest
+from llmgw.logs import MAX_MESSAGE_CHARS, TextFormatter, escape_controls
 from llmgw.request_id import request_id_from
 from llmgw.web.endpoints.stats import refresh_seconds
+from tests.support.fake_provider import Behaviour
 from tests.support.gateway import (
     HELLO,
     FakeStarter,
     capture_events,
+    eventually,
     provider_env,
     running_gateway,
 )
+from tests.support.launch import gateway_process
 from tests.support.wire import assert_openai_error, send_raw
 
 KEYS = {"GATEWAY_API_KEYS": "gw-key-one"}
@@ -88,6 +97,72 @@ async def test_a_refresh_of_a_superscript_digit_is_a_400_not_a_500() -> None:
         response = await gw.client.get("/stats/web", params={"refresh": "²"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_refresh"
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("plain text, no change", "plain text, no change"),
+        ("a\nforged line", "a\\nforged line"),
+        ("cr\r\nlf", "cr\\r\\nlf"),
+        ("\x1b[31mred\x1b[0m", "\\x1b[31mred\\x1b[0m"),
+        ("csi\x9b2J del\x7f nul\x00 tab\t", "csi\\x9b2J del\\x7f nul\\x00 tab\\t"),
+        ("line\u2028separator\u2029", "line\\u2028separator\\u2029"),
+        ("accents é and emoji 🙂 stay", "accents é and emoji 🙂 stay"),
+    ],
+)
+def test_control_characters_are_escaped(text: str, line: str) -> None:
+    assert escape_controls(text) == line
+
+
+def test_a_text_log_line_is_one_line_and_clipped_whatever_its_message() -> None:
+    formatter = TextFormatter()
+    try:
+        raise ValueError("boom\nforged")
+    except ValueError:
+        record = logging.LogRecord(
+            "llmgw", logging.ERROR, __file__, 1, "model=%s", ("x\n" * 100_000,), sys.exc_info()
+        )
+    line = formatter.format(record)
+    assert "\n" not in line
+    assert line.count("... [") == 1  # the message was cut, the traceback kept (on one line)
+    assert len(line) < MAX_MESSAGE_CHARS * 2 + 5000
+    assert "ValueError: boom\\nforged" in line
+
+
+async def test_nothing_a_client_or_an_upstream_sends_forges_a_text_log_line(
+    start_fake: FakeStarter,
+) -> None:
+    # Before: a newline in the URL path (decoded by hypercorn, logged even for a 401), in a
+    # pinned model or in an upstream body logged with LOG_LLM_RESPONSE_DETAILS started a line
+    # of its own, and terminal escapes went to the log as they were.
+    groq = await start_fake("groq", Behaviour(status=500, body=b"upstream\nFORGED body\x1b[2J"))
+    env = {
+        **provider_env(groq=groq),
+        "GATEWAY_API_KEYS": "gw-key",
+        "LOG_LLM_RESPONSE_DETAILS": "true",
+        "LOG_LEVEL": "debug",
+    }
+    async with gateway_process(env) as gw:
+        await send_raw(
+            gw.url,
+            b"GET /v1/models%0AFORGED%20path%1B[31m HTTP/1.1\r\n"
+            b"Host: x\r\nConnection: close\r\n\r\n",
+        )
+        body = {**HELLO, "model": "groq/m\nFORGED model\x1b[31m"}
+        async with httpx.AsyncClient(trust_env=False) as client:
+            answer = await client.post(
+                gw.url + "/v1/chat/completions",
+                json=body,
+                headers={"authorization": "Bearer gw-key"},
+            )
+        assert answer.status_code == 503
+        await eventually(lambda: "upstream body" in gw.log and "FORGED path" in gw.log)
+        log = gw.log
+    forged = [line for line in log.splitlines() if "FORGED" in line]
+    assert len(forged) >= 3, log
+    assert all(re.match(r"\d{4}-\d\d-\d\d ", line) for line in forged), forged
+    assert "\x1b" not in log
 
 
 async def test_a_model_name_over_400_characters_is_a_400_and_goes_nowhere(

@@ -221,7 +221,7 @@ class Settings:
     )  # fmt: skip
     log_llm_response_details: bool = setting(
         "LOG_LLM_RESPONSE_DETAILS", False, _bool, "true or false",
-        "Log full upstream response bodies (keys are always redacted).", METRICS,
+        "Log upstream response bodies, each cut at 64 KiB (keys are always redacted).", METRICS,
     )  # fmt: skip
 
     @property
