@@ -180,3 +180,19 @@ async def test_a_model_name_over_400_characters_is_a_400_and_goes_nowhere(
     assert allowed.status_code == 200
     assert len(groq.requests) == 1
     assert [event.model for event in events] == ["x" * 395]
+
+
+async def test_a_request_of_too_many_arrays_and_objects_is_a_400_undecoded(
+    start_fake: FakeStarter,
+) -> None:
+    # Before: decoded whole on the event loop (about a second for 9 MB), then sent upstream.
+    groq = await start_fake("groq")
+    junk = b"[" + b"[]," * 3_000_000 + b"[]]"
+    body = b'{"messages":[{"role":"user","content":"hi"}],"junk":' + junk + b"}"
+    async with running_gateway(provider_env(groq=groq)) as gw:
+        response = await gw.client.post(
+            "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+        )
+    assert_openai_error(response, 400)
+    assert "arrays and objects" in response.json()["error"]["message"]
+    assert not groq.requests

@@ -6,8 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 import trio
 
+from llmgw.providers.base import UpstreamProtocolError
+from llmgw.providers.jsonwire import MAX_JSON_CONTAINERS, load_json
 from tests.support.fake_provider import FakeProvider
 from tests.support.gateway import (
     STREAM,
@@ -23,6 +26,7 @@ from tests.support.hostile import (
     HostileProvider,
     comment_flood,
     json_answer,
+    nested_arrays,
 )
 from tests.support.metrics import stats_when
 from tests.support.wire import events_of, text_of
@@ -124,3 +128,72 @@ async def test_absurd_token_counts_from_an_upstream_never_jam_the_metrics(
         stats = await stats_when(gw, lambda s: s["total_requests"] == 3)
     assert stats["providers"]["groq"]["successes"] == 3
     assert stats["dropped_events"] == 0
+
+
+async def test_an_answer_over_8_mib_is_refused_unread_and_the_walk_moves_on(
+    nursery: trio.Nursery, start_fake: FakeStarter
+) -> None:
+    # A valid answer, 9 MiB of text: before, anything up to 32 MiB was read, decoded, passed on.
+    big = json_answer(padding=9 * 1024 * 1024)
+    hostile = await start_hostile(nursery, Hostile(big, content_type="application/json"))
+    fake = await start_fake("cerebras")
+    async with running_gateway(hostile_then_fake(hostile, fake)) as gw:
+        recorded = capture_events(gw)
+        response = await gw.chat()
+    assert response.status_code == 200
+    assert response.headers["x-provider"] == "cerebras"
+    assert recorded[0].outcome == "invalid_response"
+
+
+async def test_a_costly_answer_is_refused_undecoded_without_stalling_the_event_loop(
+    nursery: trio.Nursery, start_fake: FakeStarter
+) -> None:
+    # 7 MiB of nested empty arrays (within the size limit): over a second of decoding, during
+    # which nothing else ran (/health waited 2.45 s for a 30 MB one), and hundreds of MB.
+    body = nested_arrays(7 * 1024 * 1024, depth=500)
+    hostile = await start_hostile(nursery, Hostile(body, content_type="application/json"))
+    fake = await start_fake("cerebras")
+    async with running_gateway(hostile_then_fake(hostile, fake)) as gw:
+        recorded = capture_events(gw)
+        gaps: list[float] = []
+        answered = trio.Event()
+
+        async def tick() -> None:
+            last = trio.current_time()
+            while not answered.is_set():
+                await trio.sleep(0.01)
+                gaps.append(trio.current_time() - last)
+                last = trio.current_time()
+
+        async with trio.open_nursery() as watching:
+            watching.start_soon(tick)
+            response = await gw.chat()
+            answered.set()
+    assert response.headers["x-provider"] == "cerebras"
+    assert recorded[0].outcome == "invalid_response"
+    assert max(gaps) < 0.5, f"the event loop stalled for {max(gaps):.2f} s"
+
+
+def json_of(containers: int, *, in_text: bool = False) -> bytes:
+    inner = b"[]," * (containers - 1) + b"[]"
+    return b'{"t":"' + inner + b'"}' if in_text else b'{"t":[' + inner + b"]}"
+
+
+@pytest.mark.parametrize(
+    ("document", "refused"),
+    [
+        (json_of(1000), False),
+        (json_of(MAX_JSON_CONTAINERS - 3), False),  # with the outer object and array: at limit
+        (json_of(MAX_JSON_CONTAINERS), True),
+        (json_of(MAX_JSON_CONTAINERS, in_text=True), True),  # an over-estimate, on purpose
+        (b'{"t":"' + b"x" * 10_000_000 + b'"}', False),  # size alone is another limit's job
+    ],
+)
+def test_a_document_of_too_many_arrays_and_objects_is_refused_undecoded(
+    document: bytes, refused: bool
+) -> None:
+    if refused:
+        with pytest.raises(UpstreamProtocolError, match="arrays and objects"):
+            load_json(document, "a response")
+    else:
+        assert isinstance(load_json(document, "a response"), dict)

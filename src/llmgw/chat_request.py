@@ -17,6 +17,7 @@ from llmgw.api_types import ChatCompletionRequest
 from llmgw.errors import InvalidRequest
 from llmgw.providers.base import ChatRequest
 from llmgw.providers.catalog import CATALOG
+from llmgw.providers.jsonwire import MAX_JSON_CONTAINERS, containers_over
 
 
 def parse_chat_request(
@@ -24,6 +25,10 @@ def parse_chat_request(
 ) -> ChatRequest:
     if not raw or raw.isspace():  # not `strip()`, which copies the whole body
         raise InvalidRequest("the request body is empty: expected a JSON object")
+    if containers_over(raw):
+        raise InvalidRequest(
+            f"the request body holds over {MAX_JSON_CONTAINERS} JSON arrays and objects"
+        )
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:

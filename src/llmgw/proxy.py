@@ -20,8 +20,10 @@ from llmgw.relay import StreamRelay
 from llmgw.routing.failover import Outcome, Ticket, Walk, classify_status
 from llmgw.routing.table import RouteTable
 
-# A non-streaming answer larger than this is not an answer we pass on.
-MAX_UPSTREAM_BODY_BYTES = 32 * 1024 * 1024
+# A non-streaming answer larger than this is not an answer we pass on. A chat completion is
+# kilobytes, logprobs of thousands of tokens a few megabytes; each answer in flight costs about
+# three times its size (the body, its decoded strings, the translation). Larger answers: stream.
+MAX_UPSTREAM_BODY_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -94,15 +94,19 @@ def comment_flood(comment: bytes = b": keep-alive\n\n") -> Body:
     return body
 
 
-def nested_arrays(size: int) -> Body:
-    """A JSON document of `size` bytes made of empty arrays, the costliest JSON to decode."""
+def nested_arrays(size: int, depth: int = 1) -> Body:
+    """A JSON document of about `size` bytes made of empty arrays nested `depth` deep: the
+    costliest JSON to decode, byte for byte."""
+    unit = b"[" * depth + b"]" * depth + b","
+    count = max(1, (size - 2) // len(unit))
+    per_piece = max(1, 65536 // len(unit))
 
     async def body() -> AsyncIterator[bytes]:
-        count = (size - 2) // 3
         yield b"["
-        for start in range(0, count, 100_000):
-            yield b"[]," * min(100_000, count - start)
-        yield b"[]]"
+        for start in range(0, count - 1, per_piece):
+            yield unit * min(per_piece, count - 1 - start)
+            await trio.lowlevel.checkpoint()
+        yield unit[:-1] + b"]"
 
     return body
 
