@@ -95,6 +95,8 @@ def test_a_status_means_an_outcome(status: int, outcome: Outcome) -> None:
         (Outcome.CONNECTION_ERROR, Verdict.FAILURE, True),
         (Outcome.INVALID_RESPONSE, Verdict.FAILURE, True),
         (Outcome.GATEWAY_ERROR, Verdict.FAILURE, True),
+        (Outcome.GATEWAY_BUSY, Verdict.NONE, True),
+        (Outcome.SHUTDOWN, Verdict.NONE, False),
     ],
 )
 def test_each_outcome_tells_the_breaker_and_the_walk(

@@ -4,15 +4,12 @@ manager, entered by the app's lifespan and left when the server stops."""
 
 from __future__ import annotations
 
-import http.cookiejar
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import httpx
 import trio
 
-from llmgw import __version__
 from llmgw.config import Settings
 from llmgw.metrics.events import AttemptEvent, MetricsSink
 from llmgw.metrics.writer import MetricsWriter
@@ -21,6 +18,7 @@ from llmgw.providers.gemini import GeminiAdapter
 from llmgw.providers.openai_compat import OpenAICompatAdapter
 from llmgw.proxy import Proxy, Timeouts
 from llmgw.routing.table import RouteTable
+from llmgw.upstream import open_upstreams
 
 # Events waiting for the metrics task. Past this, events are dropped (and counted), never
 # waited for.
@@ -53,7 +51,7 @@ class Gateway:
         await writer.open()
         nursery.start_soon(writer.run)
         # Closing the send side lets the metrics task drain what is queued, then end.
-        async with send, _upstream_client(settings) as client:
+        async with send, open_upstreams(settings) as upstreams:
             table = RouteTable.from_settings(settings)
             adapters: dict[str, ProviderAdapter] = {
                 "openai": OpenAICompatAdapter(),
@@ -65,7 +63,7 @@ class Gateway:
                 request=settings.request_deadline_seconds,
             )
             proxy = Proxy(
-                client,
+                upstreams,
                 table,
                 adapters,
                 sink,
@@ -75,18 +73,3 @@ class Gateway:
             )
             enabled = frozenset(provider.name for provider in settings.providers)
             yield cls(settings, table, adapters, proxy, writer, enabled)
-
-
-def _upstream_client(settings: Settings) -> httpx.AsyncClient:
-    client = httpx.AsyncClient(
-        timeout=httpx.Timeout(None, connect=settings.upstream_connect_timeout_seconds),
-        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
-        # Proxies from the environment would silently reroute provider traffic.
-        trust_env=False,
-        follow_redirects=False,
-        headers={"user-agent": f"llmgw/{__version__}"},
-    )
-    # One client serves every user: a cookie set by a provider for one request must never ride
-    # along on another's.
-    client.cookies.jar.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    return client

@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
-import httpx
 import trio
 
 from llmgw.errors import InvalidRequest, NoRouteAvailable
@@ -19,6 +18,7 @@ from llmgw.providers.base import ChatRequest, ProviderAdapter, UpstreamCall
 from llmgw.relay import StreamRelay
 from llmgw.routing.failover import Outcome, Ticket, Walk, classify_status
 from llmgw.routing.table import RouteTable
+from llmgw.upstream import Upstream
 
 # A non-streaming answer larger than this is not an answer we pass on. A chat completion is
 # kilobytes, logprobs of thousands of tokens a few megabytes; each answer in flight costs about
@@ -50,7 +50,7 @@ class Answer:
 class Proxy:
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        upstreams: Mapping[str, Upstream],
         table: RouteTable,
         adapters: Mapping[str, ProviderAdapter],
         sink: MetricsSink,
@@ -61,7 +61,7 @@ class Proxy:
         clock: Callable[[], float] = trio.current_time,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.client = client
+        self.upstreams = upstreams  # by provider name
         self.table = table
         self.adapters = adapters
         self.sink = sink
@@ -135,7 +135,8 @@ class Proxy:
     async def _read_answer(
         self, exchange: Exchange, call: UpstreamCall, adapter: ProviderAdapter
     ) -> Answer:
-        async with open_exchange(exchange, self.client, call):
+        upstream = self.upstreams[exchange.ticket.route.provider_name]
+        async with open_exchange(exchange, upstream, call):
             refusal = await self._refusal(exchange, adapter)
             if refusal is not None:
                 return refusal
@@ -154,7 +155,8 @@ class Proxy:
         holder: AsyncExitStack,
     ) -> Answer:
         async with AsyncExitStack() as attempt:
-            await attempt.enter_async_context(open_exchange(exchange, self.client, call))
+            upstream = self.upstreams[exchange.ticket.route.provider_name]
+            await attempt.enter_async_context(open_exchange(exchange, upstream, call))
             refusal = await self._refusal(exchange, adapter)
             if refusal is not None:
                 return refusal

@@ -70,6 +70,14 @@ class StreamRelay:
         await self._finish(Outcome.SUCCESS)
         raise StopAsyncIteration
 
+    def interrupt(self, outcome: Outcome) -> None:
+        """The client's response was cut short by its owner (the request's deadline while the
+        client was not reading, the server stopping): that is how the attempt ended, unless it
+        had ended already. The exchange's owner closes it next."""
+        if not self._finished:
+            self._exchange.attempt.usage = self._translator.usage
+            self._exchange.end(outcome, f"the response was cut: {outcome.value}")
+
     def _translate(self, chunk: bytes | None) -> bytes:
         """Upstream bytes (None at the end of the body) -> bytes for the client."""
         if chunk is None:

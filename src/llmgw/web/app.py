@@ -26,7 +26,7 @@ from llmgw.errors import (
 )
 from llmgw.gateway import Gateway
 from llmgw.web.context import GATEWAY, current_request_id
-from llmgw.web.edge import GatewayConnection
+from llmgw.web.edge import DEADLINE_SECONDS, GatewayConnection
 from llmgw.web.endpoints import chat, health, models, stats
 
 log = logging.getLogger("llmgw")
@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> QuartTrio:
         # Quart's response timeout would cut long streams silently; we enforce our own deadlines.
         RESPONSE_TIMEOUT=None,
     )
+    app.config[DEADLINE_SECONDS] = settings.request_deadline_seconds
     if not settings.providers:
         log.warning("no provider API key is set: chat requests will get 503 until one is")
     lifespan = AsyncExitStack()

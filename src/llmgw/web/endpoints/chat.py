@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from quart import Response
+from collections.abc import Mapping
+
+from quart import Response, request
 
 from llmgw.chat_request import parse_chat_request
 from llmgw.proxy import Answer
+from llmgw.relay import StreamRelay
+from llmgw.routing.failover import Outcome
 from llmgw.web.context import current_gateway, current_request_id, held_by_response
+from llmgw.web.edge import CUT
 from llmgw.web.guards import authenticate, json_body
 
 _STREAM_HEADERS = {
@@ -27,8 +32,18 @@ async def chat_completions() -> Response:
     chat = parse_chat_request(
         await json_body(), enabled=gw.enabled_providers, fixed_provider=gw.settings.fixed_provider
     )
-    answer = await gw.proxy.complete(chat, current_request_id(), held_by_response())
+    held = held_by_response()
+    answer = await gw.proxy.complete(chat, current_request_id(), held)
+    if answer.stream is not None:
+        # Closed before the exchange the proxy put in `held`: says how the edge cut it, if it did.
+        held.callback(_interrupt_if_cut, answer.stream, request.scope)
     return _response(answer)
+
+
+def _interrupt_if_cut(relay: StreamRelay, scope: Mapping[str, object]) -> None:
+    cut = scope.get(CUT)
+    if isinstance(cut, Outcome):
+        relay.interrupt(cut)
 
 
 def _response(answer: Answer) -> Response:

@@ -1,0 +1,159 @@
+"""Clients that stop reading, and what they must not take from others: the request's deadline
+still ends their response (even while hypercorn's write to them is stuck), the upstream
+connection is given back, and a provider whose connections they hold costs no other provider
+its connections nor itself its circuit."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import orjson
+import pytest
+import trio
+
+from llmgw.routing.breaker import CircuitState
+from llmgw.web.transport import abort_connection, client_socket
+from tests.support.fake_provider import Behaviour, FakeProvider
+from tests.support.gateway import (
+    HELLO,
+    STREAM,
+    FakeStarter,
+    capture_events,
+    eventually,
+    provider_env,
+    running_gateway,
+)
+from tests.support.hostile import Hostile, HostileProvider, endless_stream, json_answer
+from tests.support.wire import assert_openai_error
+
+
+async def stalled_reader(url: str, body: dict[str, Any]) -> trio.SocketStream:
+    """A client that sends its request, reads the first bytes of the answer, and stops reading,
+    with a receive buffer as small as the kernel allows."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = trio.socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    await sock.connect((host, int(port)))
+    stream = trio.SocketStream(sock)
+    payload = orjson.dumps(body)
+    await stream.send_all(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload)
+    )
+    assert await stream.receive_some(100)
+    return stream
+
+
+def closed_by_the_server(stream: trio.SocketStream) -> bool:
+    """Whether the server has closed or reset the connection, seen without reading from it
+    (Linux's TCP_INFO: its first byte is the state, 1 while established)."""
+    info = stream.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+    return info[0] != 1
+
+
+async def read_until_closed(stream: trio.SocketStream) -> int:
+    """Read what is left; the number of bytes, once the server has closed or reset."""
+    received = 0
+    try:
+        while chunk := await stream.receive_some(65536):
+            received += len(chunk)
+    except trio.BrokenResourceError:
+        pass  # reset by the server
+    return received
+
+
+async def test_the_deadline_ends_a_stream_whose_client_stopped_reading(
+    nursery: trio.Nursery,
+) -> None:
+    # Before: the write to the client blocked in hypercorn's shielded send, the deadline could
+    # not end it, and the stream held its upstream connection for as long as the client liked.
+    hostile = HostileProvider(Hostile(endless_stream()))
+    await nursery.start(hostile.serve)
+    env = {
+        "GROQ_API_KEY": "k",
+        "GROQ_BASE_URL": hostile.base_url + "/v1",
+        "REQUEST_DEADLINE_SECONDS": "1",
+    }
+    async with running_gateway(env) as gw:
+        events = capture_events(gw)
+        started = trio.current_time()
+        async with await stalled_reader(gw.url, STREAM) as client:
+            await eventually(lambda: bool(hostile.let_go_at), timeout=10)
+            released_after = hostile.let_go_at[0] - started
+            await eventually(lambda: bool(events))
+            with trio.fail_after(5):
+                await read_until_closed(client)
+        health = await gw.client.get("/health")
+    assert released_after < 4, f"upstream held {released_after:.1f} s past a 1 s deadline"
+    assert [event.outcome for event in events] == ["deadline_exceeded"]
+    assert health.status_code == 200
+
+
+async def test_the_deadline_ends_a_large_answer_whose_client_stopped_reading(
+    nursery: trio.Nursery,
+) -> None:
+    answer = json_answer(padding=4 * 1024 * 1024)
+    hostile = HostileProvider(Hostile(answer, content_type="application/json"))
+    await nursery.start(hostile.serve)
+    env = {
+        "GROQ_API_KEY": "k",
+        "GROQ_BASE_URL": hostile.base_url + "/v1",
+        "REQUEST_DEADLINE_SECONDS": "1",
+    }
+    async with running_gateway(env) as gw, await stalled_reader(gw.url, HELLO) as client:
+        started = trio.current_time()
+        # Before: never, while the client held on (the write to it could not be cancelled).
+        await eventually(lambda: closed_by_the_server(client), timeout=6)
+        closed_after = trio.current_time() - started
+        received = await read_until_closed(client)
+    assert closed_after > 0.5, "cut before the deadline"
+    assert received < 4 * 1024 * 1024
+
+
+async def test_a_provider_whose_connections_are_all_held_costs_nothing_to_others(
+    start_fake: FakeStarter,
+) -> None:
+    # Before: one pool of 1,000 connections for every provider. Streams held by clients that do
+    # not read could take them all, and a healthy provider's requests then timed out waiting
+    # for a pool slot, were counted as its timeouts, and opened its circuit.
+    groq: FakeProvider = await start_fake("groq", Behaviour(stall_after=1))
+    cerebras: FakeProvider = await start_fake("cerebras")
+    env = {
+        **provider_env(groq=groq, cerebras=cerebras),
+        "UPSTREAM_MAX_CONNECTIONS": "2",
+        "UPSTREAM_CONNECT_TIMEOUT_SECONDS": "0.3",
+        "CIRCUIT_FAILURE_THRESHOLD": "1",
+    }
+    pinned = {**STREAM, "model": "groq/m"}
+    async with running_gateway(env) as gw, trio.open_nursery() as holding:
+        events = capture_events(gw)
+        for _ in range(2):  # two streams that stall after their first event: groq's two slots
+            holding.start_soon(gw.chat, pinned)
+        await eventually(lambda: len(groq.requests) == 2)
+        started = trio.current_time()
+        busy = await gw.chat({**HELLO, "model": "groq/m"})
+        waited = trio.current_time() - started
+        other = await gw.chat({**HELLO, "model": "cerebras/m"})
+        breaker = gw.state.table.breakers["groq#1"]
+        state = breaker.state(trio.current_time())
+        holding.cancel_scope.cancel()
+    assert_openai_error(busy, 503)
+    assert 0.25 < waited < 2
+    assert len(groq.requests) == 2, "the third request never reached groq"
+    assert other.status_code == 200
+    assert events[0].outcome == "gateway_busy"
+    assert state is CircuitState.CLOSED, "waiting for our own pool was blamed on groq"
+
+
+async def test_without_a_reachable_socket_the_abort_says_so_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def not_hypercorns(message: object) -> None:
+        del message
+
+    assert client_socket(not_hypercorns) is None
+    assert not abort_connection(not_hypercorns)
+    assert not abort_connection(not_hypercorns)
+    warnings = [r for r in caplog.records if "cannot reach the client's socket" in r.message]
+    assert len(warnings) <= 1
