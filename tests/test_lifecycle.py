@@ -4,6 +4,7 @@ taken, clients that stop reading, streams still running when the grace period en
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +13,10 @@ import tempfile
 import trio
 
 from llmgw.cli import os_error_in
+from tests.support.clients import stalled_reader
+from tests.support.fake_provider import Behaviour
+from tests.support.gateway import HELLO, FakeStarter, eventually, provider_env
+from tests.support.launch import gateway_process
 
 
 def test_an_os_error_is_found_inside_the_groups_of_nested_nurseries() -> None:
@@ -43,3 +48,22 @@ async def test_a_port_already_in_use_is_one_line_and_exit_status_1() -> None:
     errors = done.stderr.decode().strip().splitlines()
     assert done.returncode == 1
     assert errors == [f"llmgw: cannot serve on 127.0.0.1:{port}: Address already in use"]
+
+
+async def test_sigterm_is_bounded_by_the_grace_period_when_a_client_does_not_read(
+    start_fake: FakeStarter,
+) -> None:
+    # Before: the last send of a large answer waited, shielded, for a client that did not read,
+    # and the process never exited.
+    big = await start_fake("groq", Behaviour(tokens=4000, text="x" * 250))  # about 1 MB
+    env = {**provider_env(groq=big), "SHUTDOWN_GRACE_SECONDS": "1"}
+    async with gateway_process(env) as gw, await stalled_reader(gw.url, HELLO):
+        await eventually(lambda: bool(big.requests))
+        gw.process.send_signal(signal.SIGTERM)
+        started = trio.current_time()
+        with trio.fail_after(15):
+            code = await gw.process.wait()
+        took = trio.current_time() - started
+    assert code == 0
+    assert took < 5, f"exited {took:.1f} s after SIGTERM with a 1 s grace period"
+    assert "Traceback" not in gw.log
