@@ -3,19 +3,23 @@ taken, clients that stop reading, streams still running when the grace period en
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
+import httpx
 import trio
 
 from llmgw.cli import os_error_in
 from tests.support.clients import stalled_reader
 from tests.support.fake_provider import Behaviour
-from tests.support.gateway import HELLO, FakeStarter, eventually, provider_env
+from tests.support.gateway import HELLO, STREAM, FakeStarter, eventually, provider_env
 from tests.support.launch import gateway_process
 
 
@@ -67,3 +71,40 @@ async def test_sigterm_is_bounded_by_the_grace_period_when_a_client_does_not_rea
     assert code == 0
     assert took < 5, f"exited {took:.1f} s after SIGTERM with a 1 s grace period"
     assert "Traceback" not in gw.log
+
+
+async def test_streams_cut_at_the_end_of_the_grace_period_are_recorded_as_shutdown(
+    start_fake: FakeStarter, tmp_path: Path
+) -> None:
+    # Before: hypercorn cancelled the lifespan, and the metrics task in it, before the task had
+    # written what the cut streams sent it: they were missing from the database.
+    stalling = await start_fake("groq", Behaviour(stall_after=2))  # committed, then silent
+    db = tmp_path / "m.db"
+    env = {**provider_env(groq=stalling), "SHUTDOWN_GRACE_SECONDS": "1", "METRICS_DB_PATH": str(db)}
+    bodies: list[bytes] = []
+    async with gateway_process(env) as gw, httpx.AsyncClient(trust_env=False) as client:
+
+        async def stream() -> None:
+            async with client.stream(
+                "POST", gw.url + "/v1/chat/completions", json=STREAM, timeout=30
+            ) as response:
+                body = b""
+                with contextlib.suppress(httpx.HTTPError):
+                    async for chunk in response.aiter_bytes():
+                        body += chunk
+                bodies.append(body)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(stream)
+            await eventually(lambda: len(stalling.requests) == 3)
+            gw.process.send_signal(signal.SIGTERM)
+            with trio.fail_after(15):
+                code = await gw.process.wait()
+    assert code == 0
+    assert len(bodies) == 3
+    assert all(b"[DONE]" not in body for body in bodies)
+    conn = sqlite3.connect(db)
+    outcomes = [row[0] for row in conn.execute("SELECT outcome FROM attempts")]
+    conn.close()
+    assert outcomes == ["shutdown"] * 3, gw.log

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import trio
 
+from llmgw.config import load_settings
+from llmgw.gateway import Gateway
 from llmgw.metrics import store
 from llmgw.metrics.events import AttemptEvent, MetricsSink
 from llmgw.metrics.writer import MetricsWriter
@@ -147,3 +149,36 @@ async def test_one_event_the_database_refuses_is_discarded_and_counted_not_retri
     assert dropped.fetchone()[0] == 1
     assert not writer.failing
     assert any("req_poison" in r.getMessage() for r in caplog.records)
+
+
+async def test_closing_the_gateway_waits_until_the_metrics_task_has_written_everything(
+    tmp_path: Path,
+) -> None:
+    # hypercorn cancels the lifespan, the metrics task with it, the moment the app says its
+    # shutdown is complete. Before, that was right after the channel closed, and whatever the
+    # task had not written yet (the streams cut at the end of the grace period) was lost.
+    path = str(tmp_path / "m.db")
+    settings = load_settings({"METRICS_DB_PATH": path, "GROQ_API_KEY": "k"})
+    async with trio.open_nursery() as lifespan:
+        async with Gateway.open(settings, lifespan) as gateway:
+            for index in range(2_000):
+                gateway.proxy.sink.emit(event(request_id=f"req_{index}"))
+        lifespan.cancel_scope.cancel()
+    conn = store.connect(path)
+    assert conn.execute("SELECT count(*) FROM attempts").fetchone()[0] == 2_000
+
+
+async def test_a_metrics_task_stopped_before_it_has_written_says_how_many_it_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    send, receive = trio.open_memory_channel[AttemptEvent](100)
+    sink = MetricsSink(send)
+    writer = MetricsWriter(str(tmp_path / "m.db"), 30, receive, sink, flush_interval=60)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer.run)
+        for _ in range(7):
+            sink.emit(event())
+        await eventually(lambda: writer.unwritten() == 7)
+        nursery.cancel_scope.cancel()
+    assert writer.finished.is_set()
+    assert any("7 events not written" in r.getMessage() for r in caplog.records)

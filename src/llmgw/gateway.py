@@ -1,9 +1,10 @@
-"""The state one worker process shares between its requests: routes and breakers, the HTTP client,
+"""The state one worker process shares between its requests: routes and breakers, the HTTP clients,
 the proxy, and the metrics task. It exists only while it runs: `Gateway.open` is an async context
 manager, entered by the app's lifespan and left when the server stops."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,6 +24,11 @@ from llmgw.upstream import open_upstreams
 # Events waiting for the metrics task. Past this, events are dropped (and counted), never
 # waited for.
 METRICS_CHANNEL_SIZE = 10_000
+# At shutdown, the longest wait for the metrics task to write what is queued. The server stops
+# the task right after the gateway closes (and quart-trio after 5 s in any case).
+METRICS_DRAIN_SECONDS = 4.0
+
+log = logging.getLogger("llmgw.metrics")
 
 
 @dataclass(frozen=True)
@@ -73,3 +79,9 @@ class Gateway:
             )
             enabled = frozenset(provider.name for provider in settings.providers)
             yield cls(settings, table, adapters, proxy, writer, enabled)
+        # The send side is closed: wait for the task to write what is queued (streams cut at
+        # the end of the grace period among it) before the server stops it.
+        with trio.move_on_after(METRICS_DRAIN_SECONDS):
+            await writer.finished.wait()
+        if not writer.finished.is_set():
+            log.error("metrics task still writing at shutdown: %d events", writer.unwritten())

@@ -62,7 +62,9 @@ class MetricsWriter:
         self.discarded = 0  # events the database refused, one by one
         self._next_prune = 0.0  # trio time; 0 = at the first chance
         self._give_up_at: float | None = None  # set at shutdown while the database fails
+        self._holding = 0  # events taken from the channel and not yet stored
         self.failing = False
+        self.finished = trio.Event()  # the task has ended, everything written or counted lost
 
     async def open(self) -> None:
         """Create or upgrade the database before the app serves, so /stats works from the first
@@ -77,26 +79,41 @@ class MetricsWriter:
     async def run(self) -> None:
         try:
             async with self._receive:
-                await self._prune_if_due()
-                closed = False
-                while not closed:
-                    batch, closed = await self._collect()
-                    await self._store(batch)
+                try:
                     await self._prune_if_due()
+                    closed = False
+                    while not closed:
+                        batch, closed = await self._collect()
+                        self._holding = len(batch)
+                        await self._store(batch)
+                        self._holding = 0
+                        await self._prune_if_due()
+                finally:
+                    # Stopped before the end (cancelled): what it had not written is lost.
+                    if lost := self.unwritten():
+                        log.error("metrics task stopped: %d events not written", lost)
         finally:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(self._close)
+            self.finished.set()
+
+    def unwritten(self) -> int:
+        """Events received or queued that are not in the database yet."""
+        return self._holding + self._receive.statistics().current_buffer_used
 
     async def _collect(self) -> tuple[list[AttemptEvent], bool]:
         """Up to a batch of events, or what came within the flush interval; True once the
         send side is closed and everything it sent has been taken."""
         batch: list[AttemptEvent] = []
-        with trio.move_on_after(self._flush_interval):
-            while len(batch) < self._batch_size:
-                try:
-                    batch.append(await self._receive.receive())
-                except trio.EndOfChannel:
-                    return batch, True
+        try:
+            with trio.move_on_after(self._flush_interval):
+                while len(batch) < self._batch_size:
+                    try:
+                        batch.append(await self._receive.receive())
+                    except trio.EndOfChannel:
+                        return batch, True
+        finally:
+            self._holding = len(batch)
         return batch, False
 
     async def _store(self, batch: list[AttemptEvent]) -> None:
