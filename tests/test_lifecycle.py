@@ -4,6 +4,7 @@ taken, clients that stop reading, streams still running when the grace period en
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -12,11 +13,16 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 import trio
 
 from llmgw.cli import os_error_in
+from llmgw.config import load_settings
+from llmgw.web.edge import STARTED
+from llmgw.web.server import AccessLogger, hypercorn_config
 from tests.support.clients import stalled_reader
 from tests.support.fake_provider import Behaviour
 from tests.support.gateway import HELLO, STREAM, FakeStarter, eventually, provider_env
@@ -108,3 +114,41 @@ async def test_streams_cut_at_the_end_of_the_grace_period_are_recorded_as_shutdo
     outcomes = [row[0] for row in conn.execute("SELECT outcome FROM attempts")]
     conn.close()
     assert outcomes == ["shutdown"] * 3, gw.log
+
+
+def www_scope(**extra: object) -> dict[str, object]:
+    return {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/health",
+        "raw_path": b"/health",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8080),
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("status_less_first", [True, False])
+async def test_one_access_line_a_request_with_its_status_and_id(
+    status_less_first: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # hypercorn#357: a status-less line for a request whose connection closed while its response
+    # was being finished, before or after the real line (or instead of it).
+    caplog.set_level(logging.INFO, logger="hypercorn.access")
+    config = hypercorn_config(load_settings({}))
+    logger = AccessLogger(config)
+    headers = [(b"content-type", b"application/json"), (b"x-request-id", b"trace-7")]
+    response: Any = {"status": 200, "headers": headers}
+    scope: Any = www_scope(**{STARTED: response})
+    calls = [None, response] if status_less_first else [response, None]
+    for summary in calls:
+        await logger.access(scope, summary, 0.01)
+    lines = [r.getMessage() for r in caplog.records if r.name == "hypercorn.access"]
+    assert len(lines) == 1
+    assert '"GET /health 1.1" 200' in lines[0]
+    assert lines[0].endswith("request_id=trace-7")

@@ -18,9 +18,10 @@ class, with what must hold for every response whatever produced it.
   hypercorn is still inside the final `send()`, the one that re-arms hypercorn's keep-alive
   timer; the timer would die and idle keep-alive sockets would never be closed. A request
   already cancelled skips the shield, and a stuck shielded send is reset like any other.
-- A request whose last byte was sent is marked (`ANSWERED`): hypercorn 0.18 writes a second,
-  status-less access line for it when its connection closes (hypercorn#357), which
-  `server.AccessLogger` skips.
+- The response a request started is kept in its scope (`STARTED`): hypercorn 0.18 writes a
+  status-less access line for a request whose connection closes before hypercorn has finished
+  the response, before or after the real one (hypercorn#357). `server.AccessLogger` writes one
+  line a request, with the status and request id of the response that started.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from llmgw.web.transport import abort_connection
 
 REQUEST_ID = "llmgw.request_id"
 HELD = "llmgw.held"
-ANSWERED = "llmgw.answered"
+STARTED = "llmgw.started"  # the response's status and headers, once it has started
 CUT = "llmgw.cut"  # the Outcome of a response the edge cut short
 DEADLINE_SECONDS = "LLMGW_REQUEST_DEADLINE_SECONDS"  # the app's config key
 # Past the request's deadline, a response gets this long to end by itself (a stream sends its
@@ -75,9 +76,10 @@ class GatewayConnection(TrioASGIHTTPConnection):
             final = False
             if message["type"] == "http.response.start":
                 message["headers"] = [*message["headers"], stamp]
+                scope[STARTED] = {"status": message["status"], "headers": message["headers"]}
                 started = True
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                scope[ANSWERED] = final = True
+                final = True
             sending = True
             try:
                 if final and not cancelled:
