@@ -122,12 +122,17 @@ class Exchange:
     async def send(self, upstream: Upstream, call: UpstreamCall) -> None:
         """Take a connection slot of the provider, then send the request and wait for the
         response's headers, until the first-byte limit."""
-        free_by = min(self._clock() + upstream.slot_wait_seconds, self.limits.first_byte_at)
-        with trio.move_on_at(free_by):
-            await upstream.slots.acquire()
-            self._slots = upstream.slots
-        if self._slots is None:
-            raise AttemptFailure(Outcome.GATEWAY_BUSY, "every connection to the provider in use")
+        try:
+            upstream.slots.acquire_nowait()
+        except trio.WouldBlock:
+            free_by = min(self._clock() + upstream.slot_wait_seconds, self.limits.first_byte_at)
+            with trio.move_on_at(free_by) as waited:
+                await upstream.slots.acquire()
+            if waited.cancelled_caught:
+                raise AttemptFailure(
+                    Outcome.GATEWAY_BUSY, "every connection to the provider in use"
+                ) from None
+        self._slots = upstream.slots
         client = upstream.client
         request = client.build_request(
             call.method, call.url, headers=call.headers, content=call.content
