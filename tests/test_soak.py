@@ -1,5 +1,7 @@
 """A short run of the fault soak (bench/soak.py runs it for longer): while one route is healthy,
-no request fails, and the gateway ends holding no more sockets or memory than it started with."""
+no request fails whatever the hostile provider sends, no key it echoes reaches a client, clients
+that stop reading are cut at the deadline, and the gateway ends holding no more sockets or memory
+than it started with."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from bench.soak import run_soak
 
 
 async def test_a_short_fault_soak_drops_no_request_and_leaks_nothing() -> None:
-    report = await run_soak(clients=20, seconds=5)
+    report = await run_soak(clients=20, seconds=6, slow_readers=2, deadline=3)
     assert report.sent > 200
     assert report.failed == 0, report.failures
     assert report.answered == report.sent
@@ -15,3 +17,8 @@ async def test_a_short_fault_soak_drops_no_request_and_leaks_nothing() -> None:
     assert not report.gateway_errors, report.gateway_errors
     assert report.leaked_fds <= 0, report
     assert report.rss_growth_mb < 20, report
+    assert report.hostile_requests > 0, report
+    assert report.keys_seen_by_clients == 0, report
+    assert report.slow_reads > 0, report
+    assert report.slow_reads_cut == report.slow_reads, report
+    assert report.slow_read_held_max_s < 3 + 3, report

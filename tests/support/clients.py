@@ -12,6 +12,13 @@ import trio
 async def stalled_reader(url: str, body: dict[str, Any]) -> trio.SocketStream:
     """A client that sends its chat request, reads the first bytes of the answer, and stops
     reading, with a receive buffer as small as the kernel allows."""
+    stream, head = await stalled_read(url, body)
+    assert head
+    return stream
+
+
+async def stalled_read(url: str, body: dict[str, Any]) -> tuple[trio.SocketStream, bytes]:
+    """stalled_reader's connection, and the first bytes it read (b"" if the server closed)."""
     host, port = url.removeprefix("http://").split(":")
     sock = trio.socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -22,8 +29,7 @@ async def stalled_reader(url: str, body: dict[str, Any]) -> trio.SocketStream:
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload)
     )
-    assert await stream.receive_some(100)
-    return stream
+    return stream, await stream.receive_some(100)
 
 
 def closed_by_the_server(stream: trio.SocketStream) -> bool:

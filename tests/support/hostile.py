@@ -32,6 +32,8 @@ class Hostile:
 
 @dataclass
 class HostileProvider:
+    """Answers every request with `answer`; a subclass may choose per request (`answer_for`)."""
+
     answer: Hostile
     port: int = 0
     requests: int = 0
@@ -52,21 +54,25 @@ class HostileProvider:
     async def _connection(self, stream: trio.SocketStream) -> None:
         self.connections_open += 1
         connection = h11.Connection(h11.SERVER)
+        body = bytearray()
         try:
             while True:
                 event = connection.next_event()
                 if event is h11.NEED_DATA:
                     connection.receive_data(await stream.receive_some(65536))
                     continue
+                if isinstance(event, h11.Data):
+                    body += event.data
                 if isinstance(event, h11.EndOfMessage):
                     break
                 if isinstance(event, h11.ConnectionClosed):
                     return
             self.requests += 1
-            headers = [("content-type", self.answer.content_type), ("connection", "close")]
-            response = h11.Response(status_code=self.answer.status, headers=headers)
+            answer = self.answer_for(bytes(body))
+            headers = [("content-type", answer.content_type), ("connection", "close")]
+            response = h11.Response(status_code=answer.status, headers=headers)
             await stream.send_all(connection.send(response) or b"")
-            async for piece in self.answer.body():
+            async for piece in answer.body():
                 data = connection.send(h11.Data(data=piece)) or b""
                 await stream.send_all(data)
                 self.bytes_sent += len(piece)
@@ -77,6 +83,10 @@ class HostileProvider:
             self.connections_open -= 1
             with trio.CancelScope(shield=True):
                 await stream.aclose()
+
+    def answer_for(self, request_body: bytes) -> Hostile:
+        del request_body
+        return self.answer
 
 
 # Bodies. Each is a factory: a fresh iterator for every request.
