@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 import trio
 
+import llmgw.gateway
 from llmgw.config import load_settings
 from llmgw.gateway import Gateway
 from llmgw.metrics import store
@@ -182,3 +184,24 @@ async def test_a_metrics_task_stopped_before_it_has_written_says_how_many_it_los
         nursery.cancel_scope.cancel()
     assert writer.finished.is_set()
     assert any("7 events not written" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_metrics_task_that_cannot_finish_at_shutdown_is_waited_for_then_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(llmgw.gateway, "METRICS_DRAIN_SECONDS", 0.2)
+    hung = threading.Event()
+
+    def hanging_write(*args: Any, **kwargs: Any) -> None:
+        hung.wait(5)  # a database that hangs: the write never comes back in time
+
+    monkeypatch.setattr(store, "write_batch", hanging_write)
+    settings = load_settings({"METRICS_DB_PATH": str(tmp_path / "m.db"), "GROQ_API_KEY": "k"})
+    async with trio.open_nursery() as lifespan:
+        async with Gateway.open(settings, lifespan) as gateway:
+            for _ in range(3):
+                gateway.proxy.sink.emit(event())
+        hung.set()
+        lifespan.cancel_scope.cancel()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("still writing at shutdown: 3 events" in m for m in messages), messages

@@ -5,10 +5,13 @@ its connections nor itself its circuit."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import trio
 
+from llmgw.exchange import failure_of
 from llmgw.routing.breaker import CircuitState
+from llmgw.routing.failover import Outcome
 from llmgw.web.transport import abort_connection, client_socket
 from tests.support.clients import closed_by_the_server, read_until_closed, stalled_reader
 from tests.support.fake_provider import Behaviour, FakeProvider
@@ -22,7 +25,7 @@ from tests.support.gateway import (
     running_gateway,
 )
 from tests.support.hostile import Hostile, HostileProvider, endless_stream, json_answer
-from tests.support.wire import assert_openai_error
+from tests.support.wire import assert_openai_error, send_raw
 
 
 async def test_the_deadline_ends_a_stream_whose_client_stopped_reading(
@@ -119,3 +122,24 @@ async def test_without_a_reachable_socket_the_abort_says_so_once(
     assert not abort_connection(not_hypercorns)
     warnings = [r for r in caplog.records if "cannot reach the client's socket" in r.message]
     assert len(warnings) <= 1
+
+
+async def test_a_deadline_that_passes_before_any_answer_gets_a_json_503() -> None:
+    # The body's own limit (BODY_TIMEOUT_SECONDS) is longer than the request's deadline here:
+    # the edge ends the request and still answers in OpenAI's shape.
+    env = {"REQUEST_DEADLINE_SECONDS": "0.5", "BODY_TIMEOUT_SECONDS": "30"}
+    async with running_gateway(env) as gw:
+        head = (
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+            b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"mess'
+        )
+        answer = await send_raw(gw.url, head, read_for=5)
+    assert answer.startswith(b"HTTP/1.1 503"), answer[:100]
+    assert b'"code":"deadline_exceeded"' in answer
+    assert b"x-request-id: req_" in answer
+
+
+def test_a_pool_timeout_of_httpx_is_the_gateway_busy_not_the_provider_slow() -> None:
+    failure = failure_of(httpx.PoolTimeout("no connection available"))
+    assert failure.outcome is Outcome.GATEWAY_BUSY
+    assert not Outcome.GATEWAY_BUSY.is_provider_failure
