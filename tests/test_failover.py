@@ -44,7 +44,7 @@ async def test_several_keys_of_one_provider_are_rotated(start_fake: FakeStarter)
     assert keys == ["Bearer key-a", "Bearer key-b"] * 2
 
 
-HUGE_ANSWER = b'{"choices":[{"message":{"content":"' + b"x" * (33 * 1024 * 1024) + b'"}}]}'
+HUGE_ANSWER = b'{"choices":[{"message":{"content":"' + b"x" * (9 * 1024 * 1024) + b'"}}]}'
 # What the first provider does, and the outcome its attempt must be recorded with.
 FAILOVER_TRIGGERS = {
     "429": (Behaviour(status=429), "rate_limited"),
@@ -67,7 +67,7 @@ FAILOVER_TRIGGERS = {
         Behaviour(body=b'{"error":{"message":"no credits"}}'),
         "invalid_response",
     ),
-    "an answer over the 32 MiB cap": (Behaviour(body=HUGE_ANSWER), "invalid_response"),
+    "an answer over the 8 MiB cap": (Behaviour(body=HUGE_ANSWER), "invalid_response"),
 }
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
 import trio
 
 from llmgw.config import load_settings
@@ -18,6 +17,7 @@ from llmgw.providers.openai_compat import OpenAICompatAdapter
 from llmgw.routing.breaker import CircuitBreaker, Permit
 from llmgw.routing.table import RouteTable
 from llmgw.state.sqlite import SqliteStates
+from llmgw.upstream import open_upstreams
 from tests.support.fake_provider import Behaviour, FakeProvider
 from tests.support.gateway import FakeStarter, provider_env
 from tests.support.routing import change_breaker
@@ -44,7 +44,7 @@ async def test_two_workers_send_one_probe_an_interval_between_them(
     groq = await start_fake("groq", Behaviour(status=503))
     tables = [worker_table(groq, tmp_path / "state.db") for _ in range(2)]
     await change_breaker(tables[0], "groq#1", trip)
-    async with httpx.AsyncClient() as client:
+    async with open_upstreams(load_settings(provider_env(groq=groq))) as client:
         probers = [CircuitProber(client, table, ADAPTERS, interval=0.5) for table in tables]
         for _ in range(3):
             for prober in probers:
@@ -58,7 +58,7 @@ async def test_an_answer_closes_the_circuit(start_fake: FakeStarter, tmp_path: P
     groq = await start_fake("groq")
     table = worker_table(groq, tmp_path / "state.db")
     await change_breaker(table, "groq#1", trip)
-    async with httpx.AsyncClient() as client:
+    async with open_upstreams(load_settings(provider_env(groq=groq))) as client:
         await CircuitProber(client, table, ADAPTERS, interval=10).check_all()
     breaker = await table.breaker("groq#1")
     assert (breaker.trips, breaker.failures, breaker.probe_after) == (0, 0, 0.0)
@@ -77,7 +77,7 @@ async def test_no_probe_for_a_closed_circuit_a_resting_route_or_a_spent_quota(
         "    models: {openai/gpt-oss-120b: {rpm: 1}}\n"
     )
     table = worker_table(groq, tmp_path / "state.db", CONFIG_PATH=str(config))
-    async with httpx.AsyncClient() as client:
+    async with open_upstreams(load_settings(provider_env(groq=groq))) as client:
         prober = CircuitProber(client, table, ADAPTERS, interval=0.01)
         await prober.check_all()
         assert prober.probes == 0, "closed"

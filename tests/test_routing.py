@@ -27,6 +27,22 @@ def test_a_breaker_opens_after_the_threshold_of_consecutive_failures() -> None:
     assert b.available_at(0) == 30
 
 
+def test_a_route_that_fails_for_days_stays_at_the_capped_cooldown() -> None:
+    # Each failed probe doubles the cooldown: 2 ** (trips - 1) grew without bound, and after
+    # about 1,000 trips (three days of a dead provider at a 300 s cap) float() of it raised
+    # OverflowError in the middle of a request.
+    b = breaker(threshold=1, base=30.0)  # settings are floats: float * 2 ** 1100 overflows
+    now = 0.0
+    b.record_failure(now, NORMAL)
+    for _ in range(5_000):
+        now = b.available_at(now)
+        assert b.try_acquire(now) is PROBE
+        b.record_failure(now, PROBE)
+    assert b.trips == 5_001
+    assert b.available_at(now) - now == 300
+    assert b.cooldown(10**9) == 300
+
+
 def test_a_success_resets_the_consecutive_count() -> None:
     b = breaker()
     b.record_failure(0, NORMAL)

@@ -125,7 +125,16 @@ def test_a_field_the_spec_leaves_open_passes_through_untouched() -> None:
     [
         ("Expected `int` <= 9 - at `$.max_tokens`", "max_tokens", "'max_tokens' must be at most 9"),
         ("Expected `int` > 0 - at `$.n`", "n", "'n' must be more than 0"),
-        ("Expected `str` of length >= 1 - at `$.model`", "model", "'model' must be a string"),
+        (
+            "Expected `str` of length >= 1 - at `$.model`",
+            "model",
+            "'model' must be at least 1 character",
+        ),
+        (
+            "Expected `str` of length <= 400 - at `$.model`",
+            "model",
+            "'model' must be at most 400 characters",
+        ),
         ("Expected `int`, got `str` - at `$.nowhere`", None, "does not match the API schema"),
         ("Expected `int`, got `str` - at `$.model[0]`", None, "does not match the API schema"),
         ("Expected `int`, got `str` - at `$.messages.role`", None, "does not match"),

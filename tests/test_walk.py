@@ -81,6 +81,8 @@ async def test_every_outcome_has_an_effect() -> None:
         (Outcome.CONNECTION_ERROR, Verdict.FAILURE, True),
         (Outcome.INVALID_RESPONSE, Verdict.FAILURE, True),
         (Outcome.GATEWAY_ERROR, Verdict.FAILURE, True),
+        (Outcome.GATEWAY_BUSY, Verdict.NONE, True),
+        (Outcome.SHUTDOWN, Verdict.NONE, False),
     ],
 )
 async def test_each_outcome_tells_the_breaker_and_the_walk(

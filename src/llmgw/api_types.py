@@ -80,7 +80,8 @@ class ChatCompletionRequest(Struct):
         Annotated[
             str,
             Meta(
-                description="`auto`, a group's name, any other name (served by `auto`), or `<provider>/<model id>`."
+                description="`auto`, a group's name, any other name (served by `auto`), or `<provider>/<model id>`; at most 400 characters (the gateway stores and logs it).",
+                max_length=400,
             ),
         ]
         | None

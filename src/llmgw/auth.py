@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 
 # Paths anyone may reach: load balancers and container health checks carry no key.
@@ -28,8 +27,10 @@ def basic_password(authorization: str | None) -> str | None:
     if scheme.lower() != "basic":
         return None
     try:
+        # A str with non-ASCII characters (headers arrive latin-1 decoded) is a ValueError of
+        # its own, not a binascii.Error; UnicodeDecodeError is a ValueError too.
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:
         return None
     _, colon, password = decoded.partition(":")
     return password if colon and password else None

@@ -16,11 +16,16 @@ from msgspec import inspect
 from llmgw.api_types import ChatCompletionRequest
 from llmgw.errors import InvalidRequest
 from llmgw.providers.base import ChatRequest
+from llmgw.providers.jsonwire import MAX_JSON_CONTAINERS, containers_over
 
 
 def parse_chat_request(raw: bytes) -> ChatRequest:
     if not raw or raw.isspace():  # not `strip()`, which copies the whole body
         raise InvalidRequest("the request body is empty: expected a JSON object")
+    if containers_over(raw):
+        raise InvalidRequest(
+            f"the request body holds over {MAX_JSON_CONTAINERS} JSON arrays and objects"
+        )
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
@@ -35,12 +40,13 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
 
 
 # msgspec's messages: "Expected `int | null`, got `str` - at `$.max_tokens`",
-# "Expected `int` >= 1 - at `$.max_tokens`", "Object missing required field `role` - at
-# `$.messages[0]`". The path becomes `param`; the wording comes from the field's type.
+# "Expected `int` >= 1 - at `$.max_tokens`", "Expected `str` of length <= 400 - at `$.model`",
+# "Object missing required field `role` - at `$.messages[0]`". The path becomes `param`; the
+# wording comes from the field's type.
 _ERROR = re.compile(r"(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?", re.DOTALL)
 _MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
 _GOT = re.compile(r"Expected `[^`]+`, got `(?P<got>[^`]+)`")
-_BOUND = re.compile(r"Expected `[^`]+` (?P<op>[<>]=?) (?P<limit>\S+)")
+_BOUND = re.compile(r"Expected `[^`]+` (?P<length>of length )?(?P<op>[<>]=?) (?P<limit>\S+)")
 _BOUND_WORDS = {">=": "at least", ">": "more than", "<=": "at most", "<": "less than"}
 _STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 
@@ -129,4 +135,9 @@ def _bound(what: str, node: inspect.Type) -> str:
     bound = _BOUND.fullmatch(what)
     if bound is None or isinstance(node, inspect.ListType):
         return _kind(node)
-    return f"{_BOUND_WORDS[bound['op']]} {bound['limit']}"
+    limit = bound["limit"]
+    if bound["length"]:
+        if not isinstance(node, inspect.StrType):
+            return _kind(node)  # an array's length, or a union's member's
+        limit += " character" if limit == "1" else " characters"
+    return f"{_BOUND_WORDS[bound['op']]} {limit}"

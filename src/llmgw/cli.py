@@ -21,10 +21,21 @@ def main() -> int:
         return run(settings)
     except KeyboardInterrupt:
         return 0
-    except OSError as error:
+    except (OSError, BaseExceptionGroup) as error:
         # Binding failed (port in use, address not available): one line, no traceback.
+        cause = os_error_in(error)
+        if cause is None:
+            raise
         print(
-            f"llmgw: cannot serve on {settings.host}:{settings.port}: {error.strerror}",
+            f"llmgw: cannot serve on {settings.host}:{settings.port}: {cause.strerror or cause}",
             file=sys.stderr,
         )
         return 1
+
+
+def os_error_in(error: BaseException) -> OSError | None:
+    """The OSError that is all of `error`, or None. The server binds inside trio nurseries, which
+    wrap what their tasks raise in exception groups, one group a nursery."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error if isinstance(error, OSError) else None

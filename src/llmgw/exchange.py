@@ -23,6 +23,7 @@ from llmgw.metrics.events import AttemptEvent, RequestEvents
 from llmgw.providers.base import UpstreamCall, UpstreamProtocolError, Usage
 from llmgw.providers.ratelimit import quota_block_seconds, remaining_from_headers
 from llmgw.routing.failover import Outcome, Ticket, Walk
+from llmgw.upstream import Upstream
 
 log = logging.getLogger("llmgw.proxy")
 
@@ -65,6 +66,9 @@ def failure_of(error: Exception) -> AttemptFailure:
         return error
     if isinstance(error, UpstreamProtocolError):
         return AttemptFailure(Outcome.INVALID_RESPONSE, str(error))
+    if isinstance(error, httpx.PoolTimeout):
+        # Waiting for a connection of our own pool: nothing reached the provider.
+        return AttemptFailure(Outcome.GATEWAY_BUSY, "no free connection to the provider")
     if isinstance(error, httpx.TimeoutException):
         return AttemptFailure(Outcome.TIMEOUT, type(error).__name__)
     if isinstance(error, httpx.HTTPError):
@@ -109,6 +113,7 @@ class Exchange:
         self._wall_clock = wall_clock
         self._log_bodies = log_bodies
         self._response: httpx.Response | None = None
+        self._slots: trio.Semaphore | None = None  # holds one of these while open
         self._body: AsyncIterator[bytes] | None = None
         self._outcome: Outcome | None = None
         self._refusal: GatewayError | None = None
@@ -127,13 +132,26 @@ class Exchange:
     def elapsed_ms(self) -> float:
         return (self._clock() - self.attempt.started) * 1000.0
 
-    async def send(self, client: httpx.AsyncClient, call: UpstreamCall) -> None:
-        """Send the request and wait for the response's headers, until the first-byte limit."""
-        upstream = client.build_request(
+    async def send(self, upstream: Upstream, call: UpstreamCall) -> None:
+        """Take a connection slot of the provider, then send the request and wait for the
+        response's headers, until the first-byte limit."""
+        try:
+            upstream.slots.acquire_nowait()
+        except trio.WouldBlock:
+            free_by = min(self._clock() + upstream.slot_wait_seconds, self.limits.first_byte_at)
+            with trio.move_on_at(free_by) as waited:
+                await upstream.slots.acquire()
+            if waited.cancelled_caught:
+                raise AttemptFailure(
+                    Outcome.GATEWAY_BUSY, "every connection to the provider in use"
+                ) from None
+        self._slots = upstream.slots
+        client = upstream.client
+        request = client.build_request(
             call.method, call.url, headers=call.headers, content=call.content
         )
         with trio.move_on_at(self.limits.first_byte_at) as first_byte:
-            self._response = await client.send(upstream, stream=True)
+            self._response = await client.send(request, stream=True)
         if first_byte.cancelled_caught:
             raise self.timed_out("no response before the first-byte timeout")
         self.attempt.status = self.response.status_code
@@ -227,6 +245,8 @@ class Exchange:
         if self._response is not None:
             with trio.CancelScope(shield=True):
                 await self._response.aclose()
+        if self._slots is not None:
+            self._slots.release()
         outcome = self._outcome or Outcome.CLIENT_CANCELLED
         usage = self.attempt.usage
         tokens = None
@@ -282,12 +302,12 @@ class Exchange:
 
 @asynccontextmanager
 async def open_exchange(
-    exchange: Exchange, client: httpx.AsyncClient, call: UpstreamCall
+    exchange: Exchange, upstream: Upstream, call: UpstreamCall
 ) -> AsyncIterator[Exchange]:
     """Send `call` and own the exchange until the block ends (see the module's description).
     Any exception from the block leaves as the AttemptFailure it stands for."""
     try:
-        await exchange.send(client, call)
+        await exchange.send(upstream, call)
         yield exchange
     except Exception as error:
         failure = failure_of(error)

@@ -1,21 +1,19 @@
 """The state one worker process shares between its requests: the routing table (over the
-routing state every worker shares), the HTTP client, the proxy, and the metrics task. It exists
-only while it runs: `Gateway.open` is an async context manager, entered by the app's lifespan
-and left when the server stops. `reload` swaps in a new configuration without a restart."""
+routing state every worker shares), the providers' connection pools, the proxy, and the metrics
+task. It exists only while it runs: `Gateway.open` is an async context manager, entered by the
+app's lifespan and left when the server stops. `reload` swaps in a new configuration without a
+restart."""
 
 from __future__ import annotations
 
 import dataclasses
-import http.cookiejar
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import httpx
 import trio
 
-from llmgw import __version__
 from llmgw.config import Settings
 from llmgw.live_models import ModelCheck
 from llmgw.logs import Redactor, redact_also
@@ -28,12 +26,19 @@ from llmgw.providers.openai_compat import OpenAICompatAdapter
 from llmgw.proxy import Proxy, Retries, Timeouts
 from llmgw.routing.table import RouteTable
 from llmgw.state.sqlite import SqliteStates
+from llmgw.upstream import open_upstreams
 
 log = logging.getLogger("llmgw")
+metrics_log = logging.getLogger("llmgw.metrics")
 
 # Events waiting for the metrics task. Past this, events are dropped (and counted), never
 # waited for.
 METRICS_CHANNEL_SIZE = 10_000
+# At shutdown, the longest wait for the metrics task to write what is queued. The server stops
+# the task right after the gateway closes (and quart-trio after 5 s in any case).
+METRICS_DRAIN_SECONDS = 4.0
+
+log = logging.getLogger("llmgw.metrics")
 
 # What a reload changes: who serves what, and who may ask. The rest (the server, timeouts, file
 # paths, logging) is read once, at start-up.
@@ -102,7 +107,7 @@ class Gateway:
         states = SqliteStates(settings.state_db_path)
         states.open()
         # Closing the send side lets the metrics task drain what is queued, then end.
-        async with send, _upstream_client(settings) as client, _closing(states):
+        async with send, open_upstreams(settings) as upstreams, _closing(states):
             table = RouteTable.from_settings(settings, states)
             adapters: dict[str, ProviderAdapter] = {
                 "openai": OpenAICompatAdapter(),
@@ -120,7 +125,7 @@ class Gateway:
             )
             redact = Redactor(settings.secrets)
             proxy = Proxy(
-                client,
+                upstreams,
                 table,
                 adapters,
                 sink,
@@ -131,15 +136,23 @@ class Gateway:
             )
             check = None
             if settings.model_check_interval_seconds > 0:
-                check = ModelCheck(client, table)
+                check = ModelCheck(upstreams, table)
                 nursery.start_soon(check.run, settings.model_check_interval_seconds)
             prober = None
             if settings.circuit_probe_interval_seconds > 0:
                 prober = CircuitProber(
-                    client, table, adapters, settings.circuit_probe_interval_seconds
+                    upstreams, table, adapters, settings.circuit_probe_interval_seconds
                 )
                 nursery.start_soon(prober.run)
             yield cls(settings, table, adapters, proxy, writer, check, prober, redact)
+        # The send side is closed: wait for the task to write what is queued (streams cut at
+        # the end of the grace period among it) before the server stops it.
+        with trio.move_on_after(METRICS_DRAIN_SECONDS):
+            await writer.finished.wait()
+        if not writer.finished.is_set():
+            metrics_log.error(
+                "metrics task still writing at shutdown: %d events", writer.unwritten()
+            )
 
 
 @asynccontextmanager
@@ -148,18 +161,3 @@ async def _closing(states: SqliteStates) -> AsyncIterator[None]:
         yield
     finally:
         states.close()
-
-
-def _upstream_client(settings: Settings) -> httpx.AsyncClient:
-    client = httpx.AsyncClient(
-        timeout=httpx.Timeout(None, connect=settings.upstream_connect_timeout_seconds),
-        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
-        # Proxies from the environment would silently reroute provider traffic.
-        trust_env=False,
-        follow_redirects=False,
-        headers={"user-agent": f"llmgw/{__version__}"},
-    )
-    # One client serves every user: a cookie set by a provider for one request must never ride
-    # along on another's.
-    client.cookies.jar.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    return client

@@ -26,6 +26,7 @@ import trio
 from llmgw.providers.errors import Meaning, classify
 from llmgw.routing.failover import REJECTED_KEY_REST_SECONDS
 from llmgw.routing.table import Mark, Route, RouteTable
+from llmgw.upstream import Upstreams
 
 log = logging.getLogger("llmgw.models")
 
@@ -63,11 +64,11 @@ class ModelCheck:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        upstreams: Upstreams,
         table: RouteTable,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self._client = client
+        self._upstreams = upstreams  # the connections of each provider
         self.table = table  # a reload swaps it, then wakes the check
         self._wall_clock = wall_clock
         self._woken = trio.Event()
@@ -119,7 +120,7 @@ class ModelCheck:
             else:
                 params = {}
                 headers = {"authorization": f"Bearer {route.key}"} if route.key else {}
-            response = await self._client.get(
+            response = await self._upstreams[route.provider_name].client.get(
                 provider.base_url + "/models", params=params, headers=headers
             )
             body = response.content[:MAX_LISTING_BYTES]

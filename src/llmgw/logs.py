@@ -1,4 +1,12 @@
-"""Logging set-up: text or one JSON object a line, and no secret in any line."""
+"""Logging set-up: text or one JSON object a line, no secret in any line, and no line that a
+client or an upstream can forge or make huge.
+
+Log lines carry text from outside: URL paths (hypercorn's access lines, even for a 401), pinned
+model names, upstream error messages and, with LOG_LLM_RESPONSE_DETAILS, whole upstream bodies.
+A newline in them would start a forged line of the text format, and terminal escapes would act
+on whoever reads the log; every control character is therefore written as an escape. And a
+message is cut at MAX_MESSAGE_CHARS, so one request cannot write megabytes.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +18,28 @@ from collections.abc import Iterable
 import orjson
 
 REDACTED = "[REDACTED]"
+MAX_MESSAGE_CHARS = 64 * 1024
+
+# C0 controls (newline, carriage return, escape, ...), DEL, C1 controls (U+009B is a terminal's
+# CSI too), and the Unicode line and paragraph separators: each written as a Python escape.
+_ESCAPES = {
+    code: "\\" + {0x09: "t", 0x0A: "n", 0x0D: "r"}.get(code, f"x{code:02x}")
+    for code in (*range(0x20), *range(0x7F, 0xA0))
+} | {0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def escape_controls(text: str) -> str:
+    """`text` on one line, with no character a terminal acts on."""
+    # isprintable() is False for every character of the table (and a few harmless others, such
+    # as a no-break space): most lines skip the per-character translation.
+    return text if text.isprintable() else text.translate(_ESCAPES)
+
+
+def clip(message: str) -> str:
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    cut = len(message) - MAX_MESSAGE_CHARS
+    return f"{message[:MAX_MESSAGE_CHARS]}... [{cut} more characters]"
 
 
 class Redactor:
@@ -53,7 +83,23 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class TextFormatter(logging.Formatter):
+    """One line a record, whatever its message holds (a traceback included)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = clip(record.message)
+        return super().formatMessage(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().format(record))
+
+
 class JSONFormatter(logging.Formatter):
+    """orjson escapes every control character JSON requires; the message is clipped."""
+
     def format(self, record: logging.LogRecord) -> str:
         return orjson.dumps(
             {
@@ -61,7 +107,7 @@ class JSONFormatter(logging.Formatter):
                 + f".{int(record.msecs):03d}Z",
                 "level": record.levelname.lower(),
                 "logger": record.name,
-                "message": record.getMessage(),
+                "message": clip(record.getMessage()),
             }
         ).decode()
 
@@ -71,7 +117,7 @@ def configure_logging(level: str, fmt: str, secrets: Iterable[str]) -> None:
     if fmt == "json":
         handler.setFormatter(JSONFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

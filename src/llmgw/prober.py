@@ -21,6 +21,7 @@ from llmgw.providers.base import ChatRequest, ProviderAdapter
 from llmgw.routing.breaker import CircuitBreaker, Permit
 from llmgw.routing.quota import Cost, Used, take
 from llmgw.routing.table import Route, RouteTable, Target
+from llmgw.upstream import Upstreams
 
 log = logging.getLogger("llmgw.probe")
 
@@ -35,13 +36,13 @@ PROBE_COST = Cost(requests=1, tokens=16)
 class CircuitProber:
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        upstreams: Upstreams,
         table: RouteTable,
         adapters: Mapping[str, ProviderAdapter],
         interval: float,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self._client = client
+        self._upstreams = upstreams  # the connections of each provider
         self.table = table  # a reload swaps it
         self._adapters = adapters
         self._interval = interval
@@ -86,7 +87,7 @@ class CircuitProber:
         try:
             call = adapter.build_call(route.provider, route.key, PROBE, target.model, "probe")
             with trio.fail_after(PROBE_TIMEOUT_SECONDS):
-                response = await self._client.request(
+                response = await self._upstreams[route.provider_name].client.request(
                     call.method, call.url, headers=call.headers, content=call.content
                 )
         except (trio.TooSlowError, httpx.HTTPError) as error:

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from functools import partial
 
-import httpx
 import trio
 
 from llmgw.errors import InvalidRequest, NoRouteAvailable, ProviderRefusal
@@ -33,9 +32,12 @@ from llmgw.routing.plan import plan_for
 from llmgw.routing.quota import estimate_cost
 from llmgw.routing.table import RouteTable
 from llmgw.splice import Mode, Splice, continuation_modes, prefilled
+from llmgw.upstream import Upstreams
 
-# A non-streaming answer larger than this is not an answer we pass on.
-MAX_UPSTREAM_BODY_BYTES = 32 * 1024 * 1024
+# A non-streaming answer larger than this is not an answer we pass on. A chat completion is
+# kilobytes, logprobs of thousands of tokens a few megabytes; each answer in flight costs about
+# three times its size (the body, its decoded strings, the translation). Larger answers: stream.
+MAX_UPSTREAM_BODY_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ REFUSED = _Refused()
 class Proxy:
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        upstreams: Upstreams,
         table: RouteTable,
         adapters: Mapping[str, ProviderAdapter],
         sink: MetricsSink,
@@ -105,7 +107,7 @@ class Proxy:
         clock: Callable[[], float] = trio.current_time,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.client = client
+        self.upstreams = upstreams  # by provider name
         self.table = table
         self.adapters = adapters
         self.sink = sink
@@ -230,7 +232,7 @@ class Proxy:
     async def _read_answer(
         self, exchange: Exchange, call: UpstreamCall, adapter: ProviderAdapter
     ) -> Answer:
-        async with open_exchange(exchange, self.client, call):
+        async with self._open(exchange, call):
             refusal = await self._upstream_error(exchange)
             if refusal is not None:
                 return refusal
@@ -244,7 +246,7 @@ class Proxy:
         self, run: _Run, exchange: Exchange, call: UpstreamCall, adapter: ProviderAdapter
     ) -> Answer:
         async with AsyncExitStack() as attempt:
-            await attempt.enter_async_context(open_exchange(exchange, self.client, call))
+            await attempt.enter_async_context(self._open(exchange, call))
             refusal = await self._upstream_error(exchange)
             if refusal is not None:
                 return refusal
@@ -292,7 +294,7 @@ class Proxy:
         exchange = self._exchange(ticket, run, chat, call)
         try:
             async with AsyncExitStack() as attempt:
-                await attempt.enter_async_context(open_exchange(exchange, self.client, call))
+                await attempt.enter_async_context(self._open(exchange, call))
                 if await self._upstream_error(exchange) is not None:
                     exchange.continued = True  # not the request's end: the walk goes on
                     return REFUSED
@@ -303,6 +305,13 @@ class Proxy:
                 return source
         except AttemptFailure:
             return None
+
+    def _open(
+        self, exchange: Exchange, call: UpstreamCall
+    ) -> AbstractAsyncContextManager[Exchange]:
+        """Send `call` on the connections of the exchange's provider."""
+        upstream = self.upstreams[exchange.ticket.route.provider_name]
+        return open_exchange(exchange, upstream, call)
 
     async def _upstream_error(self, exchange: Exchange) -> Answer | None:
         """An upstream error status, read by the provider's profile: the error the client gets,

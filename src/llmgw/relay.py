@@ -20,13 +20,18 @@ import orjson
 
 from llmgw.errors import error_body
 from llmgw.exchange import AttemptFailure, Exchange, failure_of
-from llmgw.providers.base import StreamTranslator
-from llmgw.providers.sse import encode_event
+from llmgw.providers.base import StreamTranslator, UpstreamProtocolError
+from llmgw.providers.sse import MAX_EVENT_BYTES, encode_event
 from llmgw.providers.transcript import Transcript
 from llmgw.routing.failover import Outcome
 from llmgw.splice import Splice, SpliceRefused
 
 log = logging.getLogger("llmgw.proxy")
+
+# The most an upstream may send without completing an event: room for one event of the largest
+# size and as much again of comments and keep-alives. Past it the stream is broken (before its
+# first event the walk moves on), however fast the bytes come.
+MAX_BYTES_BETWEEN_EVENTS = 2 * MAX_EVENT_BYTES
 
 
 @dataclass
@@ -38,6 +43,8 @@ class Source:
     splice: Splice | None = None  # a continuation's: how its chunks join the stream
     ended: bool = False  # its upstream body is over (or its closing event came)
     head: bytes = b""  # translated before the client asked for it
+    events_seen: int = 0
+    bytes_since_event: int = 0
 
     def translate(self, chunk: bytes | None) -> bytes:
         """Upstream bytes (None at the end of the body) -> bytes for the client."""
@@ -45,7 +52,14 @@ class Source:
             self.ended = True
             out = self.translator.end()
         else:
+            self.bytes_since_event += len(chunk)
             out = self.translator.feed(chunk)
+            if self.translator.events != self.events_seen:
+                self.events_seen, self.bytes_since_event = self.translator.events, 0
+            elif self.bytes_since_event > MAX_BYTES_BETWEEN_EVENTS:
+                raise UpstreamProtocolError(
+                    f"the provider sent over {MAX_BYTES_BETWEEN_EVENTS} bytes without an event"
+                )
             if self.translator.done:
                 # The upstream sent its closing event: stop reading, whether or not it closes.
                 self.ended = True
@@ -70,6 +84,11 @@ class Source:
 # Asked for a continuation of the client's stream once the current source broke: the next
 # source, its head read, or None when no route can continue it.
 Continuer = Callable[[Transcript], Awaitable[Source | None]]
+
+# The most an upstream may send without completing an event: room for one event of the largest
+# size and as much again of comments and keep-alives. Past it the stream is broken (before its
+# first event the walk moves on), however fast the bytes come.
+MAX_BYTES_BETWEEN_EVENTS = 2 * MAX_EVENT_BYTES
 
 
 class StreamRelay:
@@ -136,6 +155,15 @@ class StreamRelay:
         )
         self._source = following
         return b""
+
+    def interrupt(self, outcome: Outcome) -> None:
+        """The client's response was cut short by its owner (the request's deadline while the
+        client was not reading, the server stopping): that is how the current attempt ended,
+        unless it had ended already. The exchanges' owner closes them next."""
+        if not self._finished:
+            source = self._source
+            source.exchange.attempt.usage = source.translator.usage
+            source.exchange.end(outcome, f"the response was cut: {outcome.value}")
 
     async def _give_up(self, source: Source, outcome: Outcome, detail: str) -> bytes:
         await self._close(source, outcome, detail)

@@ -142,6 +142,12 @@ class Settings:
         "UPSTREAM_CONNECT_TIMEOUT_SECONDS", 5.0, seconds, _SECONDS,
         "Per attempt: connecting to the provider.", ROUTING,
     )  # fmt: skip
+    upstream_max_connections: int = setting(
+        "UPSTREAM_MAX_CONNECTIONS", 100, int_in(1, 10_000), "an integer 1-10000",
+        "Per provider: the most connections open to it at once (each provider has its own). A "
+        "request that finds them all in use waits up to UPSTREAM_CONNECT_TIMEOUT_SECONDS, then "
+        "goes to the next provider; the wait is never counted against the provider.", ROUTING,
+    )  # fmt: skip
     upstream_first_byte_timeout_seconds: float = setting(
         "UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS", 60.0, seconds, _SECONDS,
         "Per attempt: until the response headers (for a stream, its first event).", ROUTING,
@@ -220,7 +226,7 @@ class Settings:
     )  # fmt: skip
     log_llm_response_details: bool = setting(
         "LOG_LLM_RESPONSE_DETAILS", False, bool_, "true or false",
-        "Log full upstream response bodies (keys are always redacted).", METRICS,
+        "Log upstream response bodies, each cut at 64 KiB (keys are always redacted).", METRICS,
     )  # fmt: skip
 
     @property

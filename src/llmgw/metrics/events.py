@@ -1,8 +1,10 @@
-"""The per-attempt event and the non-blocking hand-off from request handlers to the metrics task."""
+"""The per-attempt event, what of it may be stored, and the non-blocking hand-off from request
+handlers to the metrics task."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import trio
@@ -25,6 +27,43 @@ class AttemptEvent:
     prompt_tokens: int | None
     completion_tokens: int | None
     final: bool  # the attempt whose answer (or failure) ended the request
+
+
+# Bounds on what one event may store. Token counts come from upstreams (any JSON integer, 2**64
+# included); beyond these they are not figures but garbage, and dropped. Texts are clipped.
+MAX_TOKENS = 10**9  # per attempt: sums stay far from SQLite's 2**63 for billions of events
+MAX_MILLISECONDS = 86_400_000.0  # a day
+MAX_TEXT_CHARS = 400  # a model name (the API refuses longer ones), a route, a request id
+
+
+def storable(event: AttemptEvent) -> AttemptEvent:
+    """The event with every figure in a range SQLite and the rollups can hold, and every text
+    clipped: whatever an upstream or a client put in it, one event can never fail a batch."""
+    return dataclasses.replace(
+        event,
+        time=_finite(event.time, 0.0, 2.0**40),
+        request_id=event.request_id[:MAX_TEXT_CHARS],
+        route=event.route[:MAX_TEXT_CHARS],
+        provider=event.provider[:MAX_TEXT_CHARS],
+        model=event.model[:MAX_TEXT_CHARS],
+        status=_count(event.status, 999),
+        outcome=event.outcome[:MAX_TEXT_CHARS],
+        latency_ms=_finite(event.latency_ms, 0.0, MAX_MILLISECONDS),
+        ttfb_ms=None if event.ttfb_ms is None else _finite(event.ttfb_ms, 0.0, MAX_MILLISECONDS),
+        prompt_tokens=_count(event.prompt_tokens, MAX_TOKENS),
+        completion_tokens=_count(event.completion_tokens, MAX_TOKENS),
+    )
+
+
+def _finite(value: float, low: float, high: float) -> float:
+    return min(max(value, low), high) if math.isfinite(value) else low
+
+
+def _count(value: int | None, high: int) -> int | None:
+    """A whole number from 0 to `high`, or None (bool is an int in Python, not a count)."""
+    if type(value) is not int or not 0 <= value <= high:
+        return None
+    return value
 
 
 class MetricsSink:

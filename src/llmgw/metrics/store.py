@@ -7,15 +7,16 @@ that /stats reads a few thousand rows whatever the number of attempts (see queri
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from llmgw.metrics.events import AttemptEvent
+from llmgw.metrics.events import AttemptEvent, storable
 from llmgw.metrics.histogram import bucket_of
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
@@ -117,8 +118,7 @@ def migrate(conn: sqlite3.Connection) -> None:
     # BEGIN IMMEDIATE takes the write lock first: two workers starting together upgrade once.
     if schema_version(conn) == SCHEMA_VERSION:
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         current = schema_version(conn)
         if current > SCHEMA_VERSION:
             raise SchemaTooNew(f"schema version {current} is newer than {SCHEMA_VERSION}")
@@ -129,9 +129,22 @@ def migrate(conn: sqlite3.Connection) -> None:
             if version == 2 and current >= 1:
                 _backfill_rollups(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE (the write lock first) ... COMMIT, or a rollback of whatever is still
+    open. SQLite ends a transaction by itself on some errors (a full disk, an I/O error); a
+    ROLLBACK after that fails with "no transaction is active", which must not hide the error
+    that mattered."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         raise
 
 
@@ -194,10 +207,11 @@ def write_batch(
     worker: int | None = None,
 ) -> None:
     """One transaction: the raw rows, their rollups and the dropped-events increment. Either all
-    of it is stored or none (so a retried batch is never counted twice)."""
+    of it is stored or none (so a retried batch is never counted twice). Each event is stored as
+    `storable` makes it: figures in range, texts clipped."""
     worker = os.getpid() if worker is None else worker
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    events = [storable(event) for event in events]
+    with transaction(conn):
         conn.executemany(
             f"INSERT INTO attempts ({', '.join(_EVENT_COLUMNS)}, worker) "  # noqa: S608
             f"VALUES ({', '.join('?' * (len(_EVENT_COLUMNS) + 1))})",
@@ -211,10 +225,6 @@ def write_batch(
                 "ON CONFLICT DO UPDATE SET count = count + excluded.count",
                 [(r, _period(moment, r), dropped) for r in RESOLUTIONS],
             )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _row(event: AttemptEvent, worker: int) -> tuple[object, ...]:
@@ -285,8 +295,7 @@ def prune_step(conn: sqlite3.Connection, *, retention_days: int, now: float) -> 
     is inside the retention."""
     cutoff = now - retention_days * DAY
     minute_cutoff = max(cutoff, now - MINUTE_ROWS_KEPT_SECONDS)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         deleted = conn.execute(
             "DELETE FROM attempts WHERE rowid IN "
             "(SELECT rowid FROM attempts WHERE time < ? LIMIT ?)",
@@ -299,8 +308,4 @@ def prune_step(conn: sqlite3.Connection, *, retention_days: int, now: float) -> 
                     f"DELETE FROM {table} WHERE resolution = ? AND period <= ?",  # noqa: S608
                     (resolution, limit - resolution),
                 )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return int(deleted)

@@ -3,7 +3,10 @@
 It takes events from the bounded channel, writes them in batches off the event loop, prunes past
 the retention, and survives its own errors: a task that raised would kill quart-trio's lifespan
 nursery, and every later channel send would raise. While the database is unusable it holds one
-batch and retries with backoff; the channel fills meanwhile and the sink drops and counts.
+batch and retries with backoff; the channel fills meanwhile and the sink drops and counts. A
+batch that fails for a reason inside it (a value the database refuses) is never retried as it
+is: it is split in halves until the event at fault stands alone, and that event is discarded
+and counted with the dropped ones.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 import os
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable
 
 import trio
@@ -54,10 +58,13 @@ class MetricsWriter:
         self._wall_clock = wall_clock
         self._conn: sqlite3.Connection | None = None
         self._file_identity: tuple[int, int] | None = None
-        self._dropped_stored = 0  # the part of sink.dropped already in the database
+        self._dropped_stored = 0  # the part of sink.dropped (and discarded) already stored
+        self.discarded = 0  # events the database refused, one by one
         self._next_prune = 0.0  # trio time; 0 = at the first chance
         self._give_up_at: float | None = None  # set at shutdown while the database fails
+        self._holding = 0  # events taken from the channel and not yet stored
         self.failing = False
+        self.finished = trio.Event()  # the task has ended, everything written or counted lost
 
     async def open(self) -> None:
         """Create or upgrade the database before the app serves, so /stats works from the first
@@ -72,37 +79,75 @@ class MetricsWriter:
     async def run(self) -> None:
         try:
             async with self._receive:
-                await self._prune_if_due()
-                closed = False
-                while not closed:
-                    batch, closed = await self._collect()
-                    await self._store(batch)
+                try:
                     await self._prune_if_due()
+                    closed = False
+                    while not closed:
+                        batch, closed = await self._collect()
+                        self._holding = len(batch)
+                        await self._store(batch)
+                        self._holding = 0
+                        await self._prune_if_due()
+                finally:
+                    # Stopped before the end (cancelled): what it had not written is lost.
+                    if lost := self.unwritten():
+                        log.error("metrics task stopped: %d events not written", lost)
         finally:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(self._close)
+            self.finished.set()
+
+    def unwritten(self) -> int:
+        """Events received or queued that are not in the database yet."""
+        return self._holding + self._receive.statistics().current_buffer_used
 
     async def _collect(self) -> tuple[list[AttemptEvent], bool]:
         """Up to a batch of events, or what came within the flush interval; True once the
         send side is closed and everything it sent has been taken."""
         batch: list[AttemptEvent] = []
-        with trio.move_on_after(self._flush_interval):
-            while len(batch) < self._batch_size:
-                try:
-                    batch.append(await self._receive.receive())
-                except trio.EndOfChannel:
-                    return batch, True
+        try:
+            with trio.move_on_after(self._flush_interval):
+                while len(batch) < self._batch_size:
+                    try:
+                        batch.append(await self._receive.receive())
+                    except trio.EndOfChannel:
+                        return batch, True
+        finally:
+            self._holding = len(batch)
         return batch, False
 
     async def _store(self, batch: list[AttemptEvent]) -> None:
+        pieces = deque([batch])
+        while pieces:
+            piece = pieces.popleft()
+            refusal = await self._store_piece(piece)
+            if refusal is None:
+                continue
+            if len(piece) > 1:
+                half = len(piece) // 2
+                pieces.extendleft([piece[half:], piece[:half]])
+                continue
+            self.discarded += 1
+            log.warning(
+                "metrics event discarded, the database refuses it (%s) request_id=%s",
+                _describe(refusal),
+                piece[0].request_id,
+            )
+
+    async def _store_piece(self, batch: list[AttemptEvent]) -> Exception | None:
+        """Write `batch` (and the count of events dropped since the last write), retrying while
+        the database is unavailable. Returns the error when the database refuses the batch
+        itself, which no retry would change."""
         delay = FIRST_RETRY_SECONDS
         while True:
-            dropped = self._sink.dropped - self._dropped_stored
+            dropped = self._sink.dropped + self.discarded - self._dropped_stored
             if not batch and not dropped:
-                return
+                return None
             try:
                 await trio.to_thread.run_sync(self._write, batch, dropped)
             except Exception as error:  # supervised: anything the database throws
+                if refused_by_the_database(error):
+                    return error
                 await trio.to_thread.run_sync(self._close)
                 if self._shutting_down() and self._give_up_at is None:
                     self._give_up_at = trio.current_time() + DRAIN_PATIENCE_SECONDS
@@ -112,8 +157,9 @@ class MetricsWriter:
                         _describe(error),
                         len(batch),
                     )
-                    self._dropped_stored = self._sink.dropped  # nowhere to write them either
-                    return
+                    # Nowhere to write them, nor the count of those dropped.
+                    self._dropped_stored = self._sink.dropped + self.discarded
+                    return None
                 self._report_failure(error, len(batch), delay)
                 await self._pause(delay)
                 delay = min(delay * 2, LAST_RETRY_SECONDS)
@@ -122,7 +168,7 @@ class MetricsWriter:
             if self.failing:
                 self.failing = False
                 log.info("metrics database writable again")
-            return
+            return None
 
     def _shutting_down(self) -> bool:
         return self._receive.statistics().open_send_channels == 0
@@ -184,6 +230,15 @@ class MetricsWriter:
             conn, self._conn = self._conn, None
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
+
+
+def refused_by_the_database(error: Exception) -> bool:
+    """The database works but will not take these values: retrying the same batch would fail the
+    same way. Everything else (locked, full, unreadable, gone) is the database being
+    unavailable, and worth a retry."""
+    unavailable = isinstance(error, sqlite3.OperationalError | sqlite3.InternalError | OSError)
+    # A plain DatabaseError: the file is not a database (yet), or one from a newer llmgw.
+    return not unavailable and type(error) not in (sqlite3.DatabaseError, store.SchemaTooNew)
 
 
 def _identity(path: str) -> tuple[int, int] | None:

@@ -95,7 +95,7 @@ class PassthroughStream(StreamTranslator):
         for event in self._decoder.feed(data):
             if self.done:
                 break
-            if event.data is not None and not self._forward(event.data):
+            if not self._forward(event.data):
                 continue
             out.append(event.raw)
             out.append(b"\n\n")

@@ -19,6 +19,11 @@ class CircuitState(enum.Enum):
     HALF_OPEN = "half_open"
 
 
+# Past this many doublings any cooldown has reached its cap (the base is at least a millisecond
+# and the cap at most a year: 2 ** 40 ms is 35 years).
+_MAX_DOUBLINGS = 64
+
+
 @dataclass
 class CircuitBreaker:
     """Opens after `threshold` consecutive failures for base x 2^(trips-1) seconds (capped).
@@ -109,7 +114,10 @@ class CircuitBreaker:
         self.blocked_until = max(self.blocked_until, moment)
 
     def cooldown(self, trips: int) -> float:
-        return float(min(self.cooldown_max, self.cooldown_base * 2 ** (trips - 1)))
+        # The doubling stops long before the cap matters: a route that has failed for days
+        # counts thousands of trips, and 2.0 ** 1024 is an OverflowError.
+        doublings = min(trips - 1, _MAX_DOUBLINGS)
+        return float(min(self.cooldown_max, self.cooldown_base * 2.0**doublings))
 
     def _trip(self, now: float) -> None:
         self.trips += 1

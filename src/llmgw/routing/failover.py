@@ -77,6 +77,11 @@ class Outcome(enum.StrEnum):
     # Something in the gateway failed for this route (an exception nobody planned for, such as
     # a key that cannot go into a header): the route is unusable, the next one may not be.
     GATEWAY_ERROR = "gateway_error"
+    # Every connection the gateway allows to the provider stayed in use for the whole wait: the
+    # gateway's own limit (nothing was sent), not a verdict on the provider.
+    GATEWAY_BUSY = "gateway_busy"
+    # The server stopped, its grace period over, while the attempt was still running.
+    SHUTDOWN = "shutdown"
 
     @property
     def fails_over(self) -> bool:
@@ -124,6 +129,8 @@ EFFECTS: Mapping[Outcome, Effect] = {
     Outcome.GATEWAY_ERROR: Effect(Verdict.FAILURE, fails_over=True),
     Outcome.CLIENT_CANCELLED: Effect(Verdict.NONE, fails_over=False),
     Outcome.DEADLINE_EXCEEDED: Effect(Verdict.NONE, fails_over=True),
+    Outcome.GATEWAY_BUSY: Effect(Verdict.NONE, fails_over=True),
+    Outcome.SHUTDOWN: Effect(Verdict.NONE, fails_over=False),
 }
 
 

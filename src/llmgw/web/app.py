@@ -28,7 +28,7 @@ from llmgw.errors import (
 from llmgw.gateway import Gateway
 from llmgw.web.context import GATEWAY, current_request_id
 from llmgw.web.cors import CorsPolicy
-from llmgw.web.edge import GatewayConnection
+from llmgw.web.edge import DEADLINE_SECONDS, GatewayConnection
 from llmgw.web.endpoints import chat, health, models, responses, stats
 from llmgw.web.hangup import reload_on_hangup
 
@@ -51,6 +51,7 @@ def create_app(
         # Quart's response timeout would cut long streams silently; we enforce our own deadlines.
         RESPONSE_TIMEOUT=None,
     )
+    app.config[DEADLINE_SECONDS] = settings.request_deadline_seconds
     if not settings.providers:
         log.warning("no provider API key is set: chat requests will get 503 until one is")
     lifespan = AsyncExitStack()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from typing import cast
 
 import trio
 from hypercorn.config import Config
@@ -13,23 +14,31 @@ from hypercorn.typing import ResponseSummary, WWWScope
 
 from llmgw.config import Settings
 from llmgw.web.app import create_app
-from llmgw.web.edge import ANSWERED
+from llmgw.web.edge import STARTED
 from llmgw.web.supervisor import Supervisor
 
 log = logging.getLogger("llmgw")
 
+LOGGED = "llmgw.logged"  # the request's access line is written
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss request_id=%({x-request-id}o)s'
 
 
 class AccessLogger(Logger):
-    """hypercorn's logger, less the duplicate access line it writes for an answered request
-    whose connection closes (hypercorn#357): that line has no status and no request id."""
+    """hypercorn's logger, writing one access line a request. hypercorn 0.18 writes a second,
+    status-less line for a request whose connection closes while the response is being
+    finished (hypercorn#357), and when the client closes as soon as it has the body, that line
+    can come first and the real one never. The first line is written, with the status and the
+    request id of the response that started (see `edge`); any later one is not."""
 
     async def access(
         self, request: WWWScope, response: ResponseSummary | None, request_time: float
     ) -> None:
-        if response is None and request.get(ANSWERED):
+        scope = cast(dict[str, object], request)
+        if scope.get(LOGGED):
             return
+        scope[LOGGED] = True
+        if response is None:
+            response = cast(ResponseSummary | None, scope.get(STARTED))
         # hypercorn itself passes None for a request that ended without a response.
         await super().access(request, response, request_time)  # type: ignore[arg-type]
 

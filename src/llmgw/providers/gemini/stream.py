@@ -51,7 +51,7 @@ class GeminiStream(StreamTranslator):
 
     def feed(self, data: bytes) -> bytes:
         events = self._decoder.feed(data)
-        return b"".join(self._translate(event.data) for event in events if event.data is not None)
+        return b"".join(self._translate(event.data) for event in events)
 
     def _readable(self, data: bytes) -> JSONObject | None:
         """The event's payload; None for one that is not JSON, which is dropped (a proxy on the
@@ -74,8 +74,8 @@ class GeminiStream(StreamTranslator):
     def _translate_unterminated(self) -> bytes:
         # A last event that lost its blank line at EOF still counts if its JSON is whole.
         pending = self._decoder.pending.strip()
-        data = parse_block(pending).data if pending else None
-        return self._translate(data) if data is not None else b""
+        event = parse_block(pending) if pending else None
+        return self._translate(event.data) if event is not None else b""
 
     def _translate(self, data: bytes) -> bytes:
         payload = self._readable(data)

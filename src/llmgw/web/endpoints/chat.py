@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from quart import Response
+from collections.abc import Mapping
+
+from quart import Response, request
 
 from llmgw.chat_request import parse_chat_request
 from llmgw.errors import retry_can_help
+from llmgw.gateway import Gateway
+from llmgw.providers.base import ChatRequest
 from llmgw.proxy import Answer
+from llmgw.relay import StreamRelay
+from llmgw.routing.failover import Outcome
 from llmgw.web.context import current_gateway, current_request_id, held_by_response
+from llmgw.web.edge import CUT
 from llmgw.web.guards import authenticate, json_body
 
 STREAM_HEADERS = {
@@ -25,9 +32,24 @@ async def chat_completions() -> Response:
     blueprint lookups (before/after-request functions, error handlers) on the hot path."""
     gw = current_gateway()
     authenticate(gw.settings.gateway_api_keys)
-    chat = parse_chat_request(await json_body())
-    answer = await gw.proxy.complete(chat, current_request_id(), held_by_response())
+    answer = await proxied(gw, parse_chat_request(await json_body()))
     return _response(answer)
+
+
+async def proxied(gw: Gateway, chat: ChatRequest) -> Answer:
+    """The proxy's answer to `chat`, its exchanges held as long as the client's response."""
+    held = held_by_response()
+    answer = await gw.proxy.complete(chat, current_request_id(), held)
+    if answer.stream is not None:
+        # Closed before the exchange the proxy put in `held`: says how the edge cut it, if it did.
+        held.callback(_interrupt_if_cut, answer.stream, request.scope)
+    return answer
+
+
+def _interrupt_if_cut(relay: StreamRelay, scope: Mapping[str, object]) -> None:
+    cut = scope.get(CUT)
+    if isinstance(cut, Outcome):
+        relay.interrupt(cut)
 
 
 def _response(answer: Answer) -> Response:

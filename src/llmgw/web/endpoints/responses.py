@@ -10,8 +10,8 @@ from quart import Response
 from llmgw.responses_api.request import parse_responses_request
 from llmgw.responses_api.response import ResponseIds, from_chat_completion
 from llmgw.responses_api.stream import ResponsesEvents, ResponsesStream
-from llmgw.web.context import current_gateway, current_request_id, held_by_response
-from llmgw.web.endpoints.chat import STREAM_HEADERS, answer_headers
+from llmgw.web.context import current_gateway
+from llmgw.web.endpoints.chat import STREAM_HEADERS, answer_headers, proxied
 from llmgw.web.guards import authenticate, json_body
 
 PATH = "/v1/responses"
@@ -21,7 +21,7 @@ async def create_response() -> Response:
     gw = current_gateway()
     authenticate(gw.settings.gateway_api_keys)
     call = parse_responses_request(await json_body())
-    answer = await gw.proxy.complete(call.chat, current_request_id(), held_by_response())
+    answer = await proxied(gw, call.chat)
     headers = answer_headers(answer)
     ids = ResponseIds.new(time.time())
     if answer.stream is not None:

@@ -8,6 +8,7 @@ circuit states are this worker's, from memory.
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ log = logging.getLogger("llmgw.metrics")
 blueprint = Blueprint("stats", __name__)
 
 MAX_REFRESH_SECONDS = 3600
+_SECONDS = re.compile(r"[0-9]{1,9}")
 
 
 class MetricsUnavailable(GatewayError):
@@ -56,11 +58,12 @@ def _window() -> str:
     return window
 
 
-def _refresh() -> int | None:
-    raw = request.args.get("refresh")
+def refresh_seconds(raw: str | None) -> int | None:
+    """The dashboard's `?refresh=`: ASCII digits only (`str.isdigit` also takes '²', which `int`
+    refuses, and `int` takes '٣'), 1 to MAX_REFRESH_SECONDS."""
     if raw is None:
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_REFRESH_SECONDS:
+    if not _SECONDS.fullmatch(raw) or not 1 <= int(raw) <= MAX_REFRESH_SECONDS:
         raise InvalidRequest(
             f"refresh must be a whole number of seconds from 1 to {MAX_REFRESH_SECONDS}",
             param="refresh",
@@ -119,7 +122,7 @@ async def stats() -> Response:
 @blueprint.get("/stats/web")
 async def dashboard() -> Response:
     gw = _guarded_gateway()
-    window, refresh = _window(), _refresh()
+    window, refresh = _window(), refresh_seconds(request.args.get("refresh"))
     snapshot = await _snapshot(gw, window, timeline=True)
     document = stats_document(snapshot.figures, await _circuits(gw), _configured(gw), time.time())
     html = await render_template(
