@@ -9,7 +9,10 @@ from bench.soak import run_soak
 
 
 async def test_a_short_fault_soak_drops_no_request_and_leaks_nothing() -> None:
-    report = await run_soak(clients=20, seconds=6, slow_readers=2, deadline=3)
+    # A request may meet a stall (1 s each) on all three hostile providers before the healthy one:
+    # the deadline leaves room for that on a busy machine.
+    deadline = 4
+    report = await run_soak(clients=20, seconds=6, slow_readers=2, deadline=deadline)
     # Enough requests to meet every fault; not a throughput figure (the suite loads the machine).
     assert report.sent > 60, report
     assert report.failed == 0, report.failures
@@ -22,4 +25,4 @@ async def test_a_short_fault_soak_drops_no_request_and_leaks_nothing() -> None:
     assert report.keys_seen_by_clients == 0, report
     assert report.slow_reads > 0, report
     assert report.slow_reads_cut == report.slow_reads, report
-    assert report.slow_read_held_max_s < 3 + 3, report
+    assert report.slow_read_held_max_s < deadline + 3, report
