@@ -18,7 +18,7 @@ import orjson
 from msgspec import inspect
 
 from llmgw.api_types import EmbeddingRequest
-from llmgw.chat_request import schema_refusal
+from llmgw.chat_request import json_object, schema_refusal
 from llmgw.errors import InvalidRequest
 from llmgw.providers.base import ChatRequest, UpstreamProtocolError
 from llmgw.providers.embeddings import Inputs, inputs_of
@@ -45,14 +45,7 @@ class EmbeddingsCall:
 
 
 def parse_embeddings_request(raw: bytes) -> EmbeddingsCall:
-    if not raw or raw.isspace():
-        raise InvalidRequest("the request body is empty: expected a JSON object")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        raise InvalidRequest(f"the request body is not valid JSON: {error}") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("the request body must be a JSON object")
+    body = json_object(raw)
     try:
         checked = msgspec.convert(body, EmbeddingRequest)
     except msgspec.ValidationError as error:

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from llmgw.errors import InvalidRequest
 from llmgw.providers.base import (
     ChatRequest,
     TranslatedResponse,
@@ -21,6 +18,7 @@ from llmgw.providers.base import (
 from llmgw.providers.catalog import ProviderConfig
 from llmgw.providers.embeddings.request import NotStreamed, checked_inputs, dimensions_of
 from llmgw.providers.jsonwire import load_json, upstream_error_message
+from llmgw.providers.openai_compat import encode_body, openai_headers
 
 
 class OpenAIEmbeddingsAdapter(NotStreamed):
@@ -34,18 +32,11 @@ class OpenAIEmbeddingsAdapter(NotStreamed):
         if dimensions is not None:
             del body["dimensions"]
             body[provider.info.profile.dimensions_field] = dimensions
-        try:
-            content = orjson.dumps(body)
-        except orjson.JSONEncodeError:
-            raise InvalidRequest("the request body is nested too deeply") from None
-        headers = {
-            "content-type": "application/json",
-            "accept": "application/json",
-            "x-request-id": request_id,
-        }
-        if key:  # a provider of the file without keys (a local server) gets none
-            headers["authorization"] = f"Bearer {key}"
-        return UpstreamCall(url=provider.base_url + "/embeddings", headers=headers, content=content)
+        return UpstreamCall(
+            url=provider.base_url + "/embeddings",
+            headers=openai_headers(key, request_id),
+            content=encode_body(body),
+        )
 
     def translate_response(self, body: bytes, model: str) -> TranslatedResponse:
         payload = load_json(body, "a response")
