@@ -283,6 +283,7 @@ providers:
     base_url: {url}/v1
     embeddings: [nomic-embed-text, all-minilm]
   gemini:
+    base_url: {gemini}/v1beta
 """
 
 
@@ -291,14 +292,16 @@ async def test_a_configured_provider_serves_its_declared_embedding_models(
 ) -> None:
     local, gemini = await start_fake("local"), await start_fake("gemini")
     config = tmp_path / "llmgw.yaml"
-    config.write_text(CONFIG.format(url=local.base_url))
+    config.write_text(CONFIG.format(url=local.base_url, gemini=gemini.base_url))
     env = {**provider_env(gemini=gemini), "CONFIG_PATH": str(config)}
-    async with sdk_gateway(env) as (client, _):
+    async with sdk_gateway(env) as (client, gw):
         by_id = await client.embeddings.create(model="all-minilm", input="x")
         # Token arrays: Gemini embeds text only, so only the provider of the file is asked.
         tokens = await client.embeddings.create(model="auto", input=[[1, 2], [3]])
         tokens_again = await client.embeddings.create(model="auto", input=[[1, 2], [3]])
         listed = [m.id async for m in client.models.list()]
+        # It declares no chat model: chat goes elsewhere.
+        chats = [await gw.chat() for _ in range(2)]
     assert local.requests[0].json["model"] == "all-minilm"
     assert by_id.model == "all-minilm"
     assert local.requests[1].json == {"model": "nomic-embed-text", "input": [[1, 2], [3]]}
@@ -306,6 +309,8 @@ async def test_a_configured_provider_serves_its_declared_embedding_models(
     assert tokens_again.model == "nomic-embed-text"
     assert "authorization" not in local.requests[0].headers
     assert not any("embed" in r.path for r in gemini.requests)
+    assert [c.headers["x-provider"] for c in chats] == ["gemini", "gemini"]
+    assert all(r.path.endswith("/embeddings") for r in local.requests)
     assert {"local/nomic-embed-text", "local/all-minilm", "gemini/gemini-embedding-001"} <= set(
         listed
     )

@@ -57,7 +57,8 @@ async def plan_for(table: RouteTable, requested: str | None) -> Plan:
         if targets or table.fixed_provider is None:
             return Plan(targets, False, group.name, group.strategy is Strategy.FALLBACK)
     pool = table.fixed_provider
-    routes = [r for r in table.routes if pool is None or r.provider_name == pool]
+    # A provider of the file that declares only embeddings has no chat model to be asked for.
+    routes = [r for r in table.routes if pool in (None, r.provider_name) and r.provider.model]
     routes = _rotated(table, f"pool:{pool}", routes)
     return Plan([Target(route, route.provider.model) for route in routes], False, pool)
 
