@@ -51,7 +51,15 @@ schema = schemathesis.openapi.from_path(
                     # field; tests/test_responses_translation.py). Every other check applies.
                     "include-operation-id": "createResponse",
                     "checks": {"positive_data_acceptance": {"enabled": False}},
-                }
+                },
+                {
+                    # Whether an embeddings request has a route depends on the providers
+                    # configured, not on the schema: token arrays and batches over 100 inputs
+                    # are no form Gemini (here the only provider with embeddings) takes, so
+                    # they get the 400 naming `input` (tests/test_embeddings.py).
+                    "include-operation-id": "createEmbedding",
+                    "checks": {"positive_data_acceptance": {"enabled": False}},
+                },
             ],
         }
     ),

@@ -132,6 +132,66 @@ class ChatMessage(Struct):
     ) = UNSET
 
 
+class Embedding(Struct):
+    object: Literal["embedding"]
+    index: int
+    embedding: Annotated[
+        list[float] | str,
+        Meta(
+            description="The vector, or with `encoding_format` base64 its float32 bytes in base64."
+        ),
+    ]
+
+
+class EmbeddingList(Struct):
+    object: Literal["list"]
+    data: list[Embedding]
+    model: Annotated[str, Meta(description="The model that answered.")]
+    usage: EmbeddingUsage
+
+
+class EmbeddingRequest(Struct):
+    """
+    OpenAI's embeddings request. `input` is one text, or up to 2,048 texts, or token arrays:
+    one (integers) or several (arrays of integers), all of one kind.
+
+    """
+
+    input: Input1 | Input2
+    model: (
+        Annotated[
+            str, Meta(description="`auto`, an embedding model's id, or `<provider>/<model id>`.")
+        ]
+        | None
+    ) = None
+    encoding_format: (
+        Annotated[
+            Literal["float", "base64"],
+            Meta(
+                description="`float` (the default), or `base64`: little-endian float32, base64-encoded."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    dimensions: (
+        Annotated[
+            int,
+            Meta(
+                description="The length of the vectors, where the model can shorten them.",
+                ge=1,
+                le=8192,
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    user: str | UnsetType = UNSET
+
+
+class EmbeddingUsage(Struct):
+    prompt_tokens: int
+    total_tokens: int
+
+
 class Error(Struct):
     """
     OpenAI's error shape, as the gateway writes it.
@@ -158,6 +218,18 @@ Input: TypeAlias = Annotated[
         min_length=1,
     ),
 ]
+
+
+Input1: TypeAlias = Annotated[str, Meta(min_length=1)]
+
+
+Input21: TypeAlias = Annotated[str, Meta(min_length=1)]
+
+
+Input22: TypeAlias = Annotated[list[int], Meta(min_length=1)]
+
+
+Input2: TypeAlias = Annotated[list[Input21 | int | Input22], Meta(max_length=2048, min_length=1)]
 
 
 class LatencySummary(Struct):

@@ -8,6 +8,7 @@ offending field as OpenAI does (`param: "messages[0].role"`).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import msgspec
 import orjson
@@ -20,6 +21,16 @@ from llmgw.providers.jsonwire import MAX_JSON_CONTAINERS, containers_over
 
 
 def parse_chat_request(raw: bytes) -> ChatRequest:
+    body = json_object(raw)
+    try:
+        chat = msgspec.convert(body, ChatCompletionRequest)
+    except msgspec.ValidationError as error:
+        raise schema_refusal(str(error)) from None
+    return ChatRequest(body=body, stream=chat.stream is True, model=chat.model, size=len(raw))
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request body that must be one JSON object, or the 400 saying what it is instead."""
     if not raw or raw.isspace():  # not `strip()`, which copies the whole body
         raise InvalidRequest("the request body is empty: expected a JSON object")
     if containers_over(raw):
@@ -32,11 +43,7 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         raise InvalidRequest(f"the request body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
-    try:
-        chat = msgspec.convert(body, ChatCompletionRequest)
-    except msgspec.ValidationError as error:
-        raise schema_refusal(str(error)) from None
-    return ChatRequest(body=body, stream=chat.stream is True, model=chat.model, size=len(raw))
+    return body
 
 
 # msgspec's messages: "Expected `int | null`, got `str` - at `$.max_tokens`",

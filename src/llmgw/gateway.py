@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import trio
 
@@ -21,9 +22,11 @@ from llmgw.metrics.events import AttemptEvent, MetricsSink
 from llmgw.metrics.writer import MetricsWriter
 from llmgw.prober import CircuitProber
 from llmgw.providers.base import ProviderAdapter
+from llmgw.providers.embeddings import GeminiEmbeddingsAdapter, OpenAIEmbeddingsAdapter
 from llmgw.providers.gemini import GeminiAdapter
 from llmgw.providers.openai_compat import OpenAICompatAdapter
 from llmgw.proxy import Proxy, Retries, Timeouts
+from llmgw.routing.plan import plan_embeddings
 from llmgw.routing.table import RouteTable
 from llmgw.state.sqlite import SqliteStates
 from llmgw.upstream import open_upstreams
@@ -63,6 +66,9 @@ class Gateway:
     model_check: ModelCheck | None  # None when MODEL_CHECK_INTERVAL_SECONDS is 0
     prober: CircuitProber | None  # None when CIRCUIT_PROBE_INTERVAL_SECONDS is 0
     redact: Redactor  # what the proxy passes every upstream text through
+    # POST /v1/embeddings: the same attempt loop over the same routes and state, with the
+    # embeddings adapters and plan.
+    embeddings: Proxy
 
     def reload(self, fresh: Settings) -> None:
         """Serve from `fresh` (already validated) from the next request on. Routes are rebuilt;
@@ -75,6 +81,7 @@ class Gateway:
         )
         self.table = RouteTable.from_settings(self.settings, self.table.states)
         self.proxy.table = self.table
+        self.embeddings.table = self.table
         self.redact.add(self.settings.secrets)
         redact_also(self.settings.secrets)
         if self.model_check is not None:
@@ -124,15 +131,20 @@ class Gateway:
                 transient_delay=settings.transient_retry_delay_seconds,
             )
             redact = Redactor(settings.secrets)
-            proxy = Proxy(
+            proxy_with = partial(
+                Proxy,
                 upstreams,
                 table,
-                adapters,
-                sink,
-                timeouts,
+                sink=sink,
+                timeouts=timeouts,
                 retries=retries,
                 log_bodies=settings.log_llm_response_details,
                 redact=redact,
+            )
+            proxy = proxy_with(adapters)
+            embeddings = proxy_with(
+                {"openai": OpenAIEmbeddingsAdapter(), "gemini": GeminiEmbeddingsAdapter()},
+                planner=plan_embeddings,
             )
             check = None
             if settings.model_check_interval_seconds > 0:
@@ -144,7 +156,7 @@ class Gateway:
                     upstreams, table, adapters, settings.circuit_probe_interval_seconds
                 )
                 nursery.start_soon(prober.run)
-            yield cls(settings, table, adapters, proxy, writer, check, prober, redact)
+            yield cls(settings, table, adapters, proxy, writer, check, prober, redact, embeddings)
         # The send side is closed: wait for the task to write what is queued (streams cut at
         # the end of the grace period among it) before the server stops it.
         with trio.move_on_after(METRICS_DRAIN_SECONDS):

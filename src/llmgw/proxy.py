@@ -5,7 +5,7 @@ answers or none is left. Sockets and time live here and in the exchange; decisio
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from functools import partial
@@ -28,7 +28,7 @@ from llmgw.routing.failover import (
     Walk,
     outcome_of,
 )
-from llmgw.routing.plan import plan_for
+from llmgw.routing.plan import Plan, plan_for
 from llmgw.routing.quota import estimate_cost
 from llmgw.routing.table import RouteTable
 from llmgw.splice import Mode, Splice, continuation_modes, prefilled
@@ -85,6 +85,10 @@ class _Run:
     retried: set[tuple[str, str]] = field(default_factory=set)  # (route id, model) tried again
 
 
+# The targets a request's model names, in order (routing.plan): chat's, or embeddings'.
+Planner = Callable[[RouteTable, str | None], Awaitable[Plan]]
+
+
 class _Refused:
     """A continuation the route refused as a request (a 4xx): with a prefill, perhaps that."""
 
@@ -106,6 +110,7 @@ class Proxy:
         redact: Callable[[str], str] = str,
         clock: Callable[[], float] = trio.current_time,
         wall_clock: Callable[[], float] = time.time,
+        planner: Planner = plan_for,
     ) -> None:
         self.upstreams = upstreams  # by provider name
         self.table = table
@@ -117,6 +122,7 @@ class Proxy:
         self.redact = redact  # every text a client gets from upstream passes through it
         self.clock = clock
         self.wall_clock = wall_clock
+        self.planner = planner
 
     async def complete(
         self, request: ChatRequest, request_id: str, holder: AsyncExitStack
@@ -125,7 +131,7 @@ class Proxy:
         exchanges are handed to `holder`, which the caller closes once the response is over,
         however it ends."""
         started = self.clock()
-        plan = await plan_for(self.table, request.model)
+        plan = await self.planner(self.table, request.model)
         if not plan.targets:
             raise NoRouteAvailable(_no_route_message(plan.pool), code="no_provider_configured")
         costs = {flag: estimate_cost(request.body, request.size, flag) for flag in (False, True)}

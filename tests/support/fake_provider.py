@@ -1,5 +1,6 @@
 """A fake LLM provider: a real HTTP server on 127.0.0.1 speaking OpenAI's chat wire format and
-Gemini's native one, with fault injection. Used by the tests and the benchmarks.
+Gemini's native one, embeddings included (`fake_embeddings`), with fault injection. Used by the
+tests and the benchmarks.
 
 It is built on h11 and raw trio sockets rather than a framework, so that it can misbehave the
 way real servers do: reset a connection, stall mid-stream, cut a stream, send garbage. A fake
@@ -27,7 +28,7 @@ import h11
 import orjson
 import trio
 
-from tests.support import fake_gemini, fake_openai
+from tests.support import fake_embeddings, fake_gemini, fake_openai
 from tests.support.dialects import RECORDED, recorded
 
 Reset = Literal["before_headers", "mid_body"]
@@ -268,7 +269,7 @@ class _Connection:
         await trio.sleep(behaviour.delay_before_headers)
         if behaviour.reset == "before_headers":
             await self._reset()
-        gemini = ":generateContent" in recorded.path or ":streamGenerateContent" in recorded.path
+        gemini = any(method in recorded.path for method in _GEMINI_METHODS)
         streaming = ":streamGenerateContent" in recorded.path or _asks_for_stream(recorded)
         model = _model_of(recorded, gemini)
         dialect = self.fake.dialect
@@ -283,6 +284,10 @@ class _Connection:
             await self._send_simple(behaviour.status, body, behaviour.headers)
             return
         payload = _json_or_none(recorded)
+        if fake_embeddings.is_embeddings(recorded.path):
+            status, body = fake_embeddings.answer(recorded.path, payload, dialect, model)
+            await self._send_simple(status, body, behaviour.headers, behaviour)
+            return
         if gemini:
             problem = fake_gemini.request_problem(payload, model)
             if problem is not None:
@@ -376,6 +381,9 @@ class _Connection:
         self.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.stream.socket.close()
         raise _ClientGone()
+
+
+_GEMINI_METHODS = (":generateContent", ":streamGenerateContent", *fake_embeddings.GEMINI_METHODS)
 
 
 def _json_or_none(recorded: RecordedRequest) -> Any:

@@ -101,7 +101,7 @@ class RecordingSink(MetricsSink):
 
 def capture_events(gw: RunningGateway) -> list[AttemptEvent]:
     sink = RecordingSink()
-    gw.state.proxy.sink = sink
+    gw.state.proxy.sink = gw.state.embeddings.sink = sink
     return sink.events
 
 

@@ -56,6 +56,9 @@ class ProviderEntry(msgspec.Struct, forbid_unknown_fields=True):
     # It continues a last assistant message (a broken stream is continued there with the text
     # sent so far); unset: what llmgw knows of the provider (a provider of your own: no).
     prefill: bool | None = None
+    # Its embedding models (POST /v1/embeddings), the first for a request that names none;
+    # unset: what llmgw knows of the provider (a provider of your own: none).
+    embeddings: list[str] | None = None
 
 
 class MemberEntry(msgspec.Struct, forbid_unknown_fields=True):
@@ -260,6 +263,11 @@ def _provider(
     models = {**fallback.models}
     for model, entry in spec.models.items():
         models[model] = _merged(models.get(model), entry)
+    embeddings = None
+    if spec.embeddings is not None:
+        embeddings = tuple(model.strip() for model in spec.embeddings)
+        if not all(embeddings):
+            raise ConfigError.in_file(path, f"{where}.embeddings", "a model id is not empty")
     zone = spec.day_resets_in or fallback.day_resets_in or UTC
     try:
         ZoneInfo(zone)
@@ -275,6 +283,7 @@ def _provider(
         counts_max_tokens=_first(spec.counts_max_tokens, fallback.counts_max_tokens, False),
         shared_quota=_first(spec.shared_quota, fallback.shared_quota, False),
         day_zone=zone,
+        declared_embedding_models=embeddings,
     )
 
 

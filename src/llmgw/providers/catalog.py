@@ -47,6 +47,8 @@ class ProviderConfig:
     counts_max_tokens: bool = False  # a request's max_tokens counts against its tokens up front
     shared_quota: bool = False  # the limits are the key's, across all its models
     day_zone: str = UTC  # where its daily quotas reset at midnight
+    # Its embedding models as the configuration file declares them; None: its profile's.
+    declared_embedding_models: tuple[str, ...] | None = None
 
     @property
     def name(self) -> str:
@@ -58,6 +60,12 @@ class ProviderConfig:
     @functools.cached_property
     def _limits(self) -> dict[str, ModelLimits]:
         return dict(self.models)
+
+    @property
+    def embedding_models(self) -> tuple[str, ...]:
+        """The models it serves POST /v1/embeddings with, the first for a request naming none."""
+        declared = self.declared_embedding_models
+        return self.info.profile.embedding_models if declared is None else declared
 
     def is_free(self, model: str) -> bool:
         declared = self.limits(model).free

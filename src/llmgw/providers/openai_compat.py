@@ -9,6 +9,8 @@ a usage-only last chunk the gateway asked for on the client's behalf, which is r
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from llmgw.errors import InvalidRequest
@@ -33,6 +35,25 @@ def _asks_upstream_for_usage(profile: Profile, request: ChatRequest) -> bool:
     return request.stream and profile.stream_usage is StreamUsage.ON_REQUEST
 
 
+def encode_body(body: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        # orjson reads 1,024 levels of nesting but writes only 254; no model needs more.
+        raise InvalidRequest("the request body is nested too deeply") from None
+
+
+def openai_headers(key: str, request_id: str, *, stream: bool = False) -> dict[str, str]:
+    headers = {
+        "content-type": "application/json",
+        "accept": "text/event-stream" if stream else "application/json",
+        "x-request-id": request_id,
+    }
+    if key:  # a provider of the file without keys (a local server) gets none
+        headers["authorization"] = f"Bearer {key}"
+    return headers
+
+
 class OpenAICompatAdapter:
     def build_call(
         self, provider: ProviderConfig, key: str, request: ChatRequest, model: str, request_id: str
@@ -46,22 +67,10 @@ class OpenAICompatAdapter:
                 **(options if isinstance(options, dict) else {}),
                 "include_usage": True,
             }
-        try:
-            content = orjson.dumps(body)
-        except orjson.JSONEncodeError:
-            # orjson reads 1,024 levels of nesting but writes only 254; no model needs more.
-            raise InvalidRequest("the request body is nested too deeply") from None
-        headers = {
-            "content-type": "application/json",
-            "accept": "text/event-stream" if request.stream else "application/json",
-            "x-request-id": request_id,
-        }
-        if key:  # a provider of the file without keys (a local server) gets none
-            headers["authorization"] = f"Bearer {key}"
         return UpstreamCall(
             url=provider.base_url + "/chat/completions",
-            headers=headers,
-            content=content,
+            headers=openai_headers(key, request_id, stream=request.stream),
+            content=encode_body(body),
             dropped=adapted.dropped + stripped,
         )
 

@@ -29,7 +29,7 @@ import orjson
 from msgspec import inspect
 
 from llmgw.api_types import ResponseCreateRequest
-from llmgw.chat_request import parse_chat_request, schema_refusal
+from llmgw.chat_request import json_object, parse_chat_request, schema_refusal
 from llmgw.errors import InvalidRequest
 from llmgw.providers.base import ChatRequest
 
@@ -99,14 +99,7 @@ def parse_responses_request(raw: bytes) -> ResponsesCall:
 
 
 def _decode(raw: bytes) -> dict[str, Any]:
-    if not raw or raw.isspace():
-        raise InvalidRequest("the request body is empty: expected a JSON object")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        raise InvalidRequest(f"the request body is not valid JSON: {error}") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("the request body must be a JSON object")
+    body = json_object(raw)
     try:
         msgspec.convert(body, ResponseCreateRequest)
     except msgspec.ValidationError as error:

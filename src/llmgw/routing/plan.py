@@ -11,6 +11,12 @@
 
 FIXED_PROVIDER keeps only that provider's targets. Keys of one provider member rotate too, so
 a member's load is spread over its keys.
+
+Embeddings (plan_embeddings) go only to providers with embedding models, by the same rules:
+a pin of a provider that has them; an embedding model's bare id, served by every provider that
+declares it; a group's embedding members; else every such provider with its first embedding
+model. A provider without embeddings, or a model the gateway knows as a chat model, is the
+client's 404 `model_not_found`.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import time
 from dataclasses import dataclass
 
 from llmgw.config.groups import Group, Member, Strategy
-from llmgw.errors import InvalidRequest
+from llmgw.errors import InvalidRequest, NoRouteAvailable, NotFound
 from llmgw.providers.catalog import CATALOG
 from llmgw.routing.quota import left
 from llmgw.routing.table import Route, RouteTable, Target
@@ -51,9 +57,70 @@ async def plan_for(table: RouteTable, requested: str | None) -> Plan:
         if targets or table.fixed_provider is None:
             return Plan(targets, False, group.name, group.strategy is Strategy.FALLBACK)
     pool = table.fixed_provider
-    routes = [r for r in table.routes if pool is None or r.provider_name == pool]
+    # A provider of the file that declares only embeddings has no chat model to be asked for.
+    routes = [r for r in table.routes if pool in (None, r.provider_name) and r.provider.model]
     routes = _rotated(table, f"pool:{pool}", routes)
     return Plan([Target(route, route.provider.model) for route in routes], False, pool)
+
+
+async def plan_embeddings(table: RouteTable, requested: str | None) -> Plan:
+    pinned = _pinned(table, requested)
+    if pinned is not None:
+        provider, model = pinned
+        _check_embedding_model(table, provider, model, requested)
+        routes = _rotated(table, f"embed-pin:{provider}", table.routes_of(provider))
+        return Plan([Target(route, model) for route in routes], True, provider, ordered=True)
+    group = table.groups.get(requested or "")
+    if group is not None:
+        targets = await _group_targets(table, group)
+        targets = [t for t in targets if t.model in t.route.provider.embedding_models]
+        if not targets:
+            raise _not_found(f"group '{group.name}' has no embedding model")
+        return Plan(targets, False, group.name, group.strategy is Strategy.FALLBACK)
+    fixed = table.fixed_provider
+    embedding = [
+        r for r in table.routes if r.provider.embedding_models and fixed in (None, r.provider_name)
+    ]
+    declaring = [r for r in embedding if requested in r.provider.embedding_models]
+    if declaring:
+        routes = _rotated(table, f"embed-model:{requested}", declaring)
+        return Plan([Target(route, str(requested)) for route in routes], False, requested)
+    chat = next((r.provider for r in table.routes if requested in _chat_models(table, r)), None)
+    if chat is not None:
+        raise _not_found(f"'{requested}' is a chat model of {chat.name}, not an embedding model")
+    if not embedding:
+        raise NoRouteAvailable(
+            "no provider with embeddings is configured: set GEMINI_API_KEY or MISTRAL_API_KEY, "
+            "or declare `embeddings` for a provider of the configuration file",
+            code="no_provider_configured",
+        )
+    routes = _rotated(table, "embed-pool", embedding)
+    return Plan([Target(r, r.provider.embedding_models[0]) for r in routes], False, None)
+
+
+def _check_embedding_model(
+    table: RouteTable, provider: str, model: str, requested: str | None
+) -> None:
+    """A pinned provider must have embeddings, and the model must not be one of its chat
+    models (any other id goes upstream: the provider's own answer says whether it has it)."""
+    config = table.providers[provider]
+    if not config.embedding_models:
+        raise _not_found(f"provider '{provider}' offers no embeddings")
+    if any(model in _chat_models(table, route) for route in table.routes_of(provider)):
+        raise _not_found(f"'{requested}' is a chat model, not an embedding model")
+
+
+def _chat_models(table: RouteTable, route: Route) -> set[str]:
+    """The models the gateway knows a route for as chat models: its own, its declared ones
+    and its groups' members, less its embedding models."""
+    known = {*table.models_of(route), *(model for model, _ in route.provider.models)}
+    return known - set(route.provider.embedding_models)
+
+
+def _not_found(why: str) -> NotFound:
+    return NotFound(
+        f"{why}: GET /v1/models lists the embedding models", param="model", code="model_not_found"
+    )
 
 
 @dataclass(frozen=True)
@@ -79,7 +146,8 @@ def public_models(table: RouteTable) -> list[PublicModel]:
         members = [
             m.model for g in table.groups.values() for m in g.members if m.provider == provider.name
         ]
-        for model in (provider.model, *(model for model, _ in provider.models), *members):
+        declared = (model for model, _ in provider.models)
+        for model in (provider.model, *declared, *members, *provider.embedding_models):
             names.setdefault(f"{provider.name}/{model}", provider.name)
     return [PublicModel(name, owner) for name, owner in names.items()]
 

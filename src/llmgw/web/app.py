@@ -29,7 +29,7 @@ from llmgw.gateway import Gateway
 from llmgw.web.context import GATEWAY, current_request_id
 from llmgw.web.cors import CorsPolicy
 from llmgw.web.edge import DEADLINE_SECONDS, GatewayConnection
-from llmgw.web.endpoints import chat, health, models, responses, stats
+from llmgw.web.endpoints import chat, embeddings, health, models, responses, stats
 from llmgw.web.hangup import reload_on_hangup
 
 log = logging.getLogger("llmgw")
@@ -85,6 +85,7 @@ def create_app(
 
     app.add_url_rule(chat.PATH, view_func=chat.chat_completions, methods=["POST"])
     app.add_url_rule(responses.PATH, view_func=responses.create_response, methods=["POST"])
+    app.add_url_rule(embeddings.PATH, view_func=embeddings.create_embeddings, methods=["POST"])
     for endpoints in (models, health, stats):
         app.register_blueprint(endpoints.blueprint)
     return app

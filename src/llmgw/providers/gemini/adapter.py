@@ -31,12 +31,25 @@ def new_completion_id() -> str:
 
 
 def gemini_url(base_url: str, model: str, *, stream: bool) -> str:
+    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    return model_url(base_url, model, method)
+
+
+def model_url(base_url: str, model: str, method: str) -> str:
     """The key never goes in the URL (URLs end up in logs); it travels in x-goog-api-key."""
     # Gemini names models "models/<id>"; accept either spelling, and quote everything else so
     # a ':' or '/' in a pinned id cannot change the method or the path.
     model_id = quote(model.removeprefix("models/"), safe="")
-    method = ":streamGenerateContent?alt=sse" if stream else ":generateContent"
-    return f"{base_url}/models/{model_id}{method}"
+    return f"{base_url}/models/{model_id}:{method}"
+
+
+def gemini_headers(key: str, request_id: str, *, stream: bool = False) -> dict[str, str]:
+    return {
+        "x-goog-api-key": key,
+        "content-type": "application/json",
+        "accept": "text/event-stream" if stream else "application/json",
+        "x-request-id": request_id,
+    }
 
 
 def _encode(request: JSONObject) -> bytes:
@@ -62,12 +75,7 @@ class GeminiAdapter:
         adapted = adapt_request(parameters, provider.name, model, request.body)
         return UpstreamCall(
             url=gemini_url(provider.base_url, model, stream=request.stream),
-            headers={
-                "x-goog-api-key": key,
-                "content-type": "application/json",
-                "accept": "text/event-stream" if request.stream else "application/json",
-                "x-request-id": request_id,
-            },
+            headers=gemini_headers(key, request_id, stream=request.stream),
             content=_encode(to_gemini_request(adapted.body)),
             dropped=adapted.dropped,
         )

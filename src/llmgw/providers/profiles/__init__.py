@@ -39,3 +39,10 @@ class Profile:
     # Its rate-limit headers that say how much of a quota is left: header -> quota ("rpd", ...).
     remaining_headers: Mapping[str, str] = field(default_factory=dict)
     prefill: Prefill = Prefill.NONE
+    # Its embedding models (POST /v1/embeddings), the first one the one a request that names
+    # none gets; empty: it offers no embeddings (the configuration file may declare some).
+    embedding_models: tuple[str, ...] = ()
+    # The request field that asks an OpenAI-compatible provider for shorter vectors.
+    dimensions_field: str = "dimensions"
+    # It embeds token arrays (OpenAI's `input` as integers), not only text.
+    embeds_tokens: bool = True

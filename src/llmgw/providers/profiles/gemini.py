@@ -111,4 +111,9 @@ PROFILE = Profile(
     parameters=PARAMETERS,
     stream_usage=StreamUsage.ALWAYS,
     strips_private_history=False,
+    # https://ai.google.dev/gemini-api/docs/embeddings (checked 2026-11-25): gemini-embedding-001
+    # is the embedding model of the Gemini API; text-embedding-004 and embedding-001 were retired
+    # (developers.googleblog.com "gemini-embedding-available-gemini-api", quoted in
+    # simonw/llm-gemini#102), so a pin of them goes upstream and gets Gemini's own 404.
+    embedding_models=("gemini-embedding-001",),
 )

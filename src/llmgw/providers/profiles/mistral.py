@@ -145,4 +145,10 @@ PROFILE = Profile(
     # User or Tool (or Assistant with prefix True) for serving but got assistant"
     # (0xPlaygrounds/rig#708).
     prefill=Prefill.ASSISTANT_PREFIX,
+    # POST /v1/embeddings, OpenAI's shape (mistralai client-python 3.7.0,
+    # client/models/embeddingrequest.py and embeddingresponse.py); mistral-embed gives 1,024
+    # dimensions, and a shorter vector is asked for as `output_dimension`.
+    embedding_models=("mistral-embed",),
+    dimensions_field="output_dimension",
+    embeds_tokens=False,  # its `input` is a string or strings (embeddingrequest.py)
 )
