@@ -27,7 +27,7 @@ from llmgw.providers.gemini import GeminiAdapter
 from llmgw.providers.openai_compat import OpenAICompatAdapter
 from llmgw.proxy import Proxy, Retries, Timeouts
 from llmgw.routing.table import RouteTable
-from llmgw.state.sqlite import SqliteStates
+from llmgw.state.choice import open_states
 
 log = logging.getLogger("llmgw")
 
@@ -99,10 +99,12 @@ class Gateway:
         )
         await writer.open()
         nursery.start_soon(writer.run)
-        states = SqliteStates(settings.state_db_path)
-        states.open()
         # Closing the send side lets the metrics task drain what is queued, then end.
-        async with send, _upstream_client(settings) as client, _closing(states):
+        async with (
+            send,
+            _upstream_client(settings) as client,
+            open_states(settings, nursery) as states,
+        ):
             table = RouteTable.from_settings(settings, states)
             adapters: dict[str, ProviderAdapter] = {
                 "openai": OpenAICompatAdapter(),
@@ -140,14 +142,6 @@ class Gateway:
                 )
                 nursery.start_soon(prober.run)
             yield cls(settings, table, adapters, proxy, writer, check, prober, redact)
-
-
-@asynccontextmanager
-async def _closing(states: SqliteStates) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        states.close()
 
 
 def _upstream_client(settings: Settings) -> httpx.AsyncClient:
