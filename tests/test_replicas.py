@@ -48,6 +48,11 @@ async def stats(gw: GatewayProcess) -> dict[str, Any]:
         return document
 
 
+async def metrics(gw: GatewayProcess) -> str:
+    async with httpx.AsyncClient(base_url=gw.url, trust_env=False, timeout=30) as client:
+        return (await client.get("/metrics")).text
+
+
 async def test_two_replicas_spend_a_declared_quota_once_not_twice(
     start_fake: FakeStarter, redis: RedisServer, tmp_path: Path
 ) -> None:
@@ -64,6 +69,8 @@ async def test_two_replicas_spend_a_declared_quota_once_not_twice(
                 nursery.start_soon(one, first)
                 nursery.start_soon(one, second)
         documents = [await stats(gw) for gw in (first, second)]
+        exposition = await metrics(second)
+    assert 'llmgw_state_store_healthy{kind="redis"} 1.0' in exposition
     assert sorted(statuses) == [200] * 5 + [429] * 11
     assert groq.chat_requests == 5, "five in all, not five a replica"
     for document in documents:
@@ -117,6 +124,7 @@ async def test_stopping_redis_mid_run_loses_no_request_and_the_replicas_come_bac
             served_before = len(statuses)
             await trio.sleep(1.5)
             down = [(await stats(gw))["state_store"] for gw in gateways]
+            exposition = await metrics(gateways[0])
             served_alone = len(statuses) - served_before
             await redis.start()
             await _until_shared(gateways)
@@ -127,6 +135,8 @@ async def test_stopping_redis_mid_run_loses_no_request_and_the_replicas_come_bac
     assert served_alone > 10, "served on their own while Redis was away"
     assert set(statuses) == {200}, "no request lost"
     assert all(s == {"kind": "redis", "healthy": False, "fallbacks": 1} for s in down)
+    assert 'llmgw_state_store_healthy{kind="redis"} 0.0' in exposition
+    assert 'llmgw_state_store_fallbacks_total{kind="redis"} 1.0' in exposition
     assert b":usage:" in keys, "counting in the restarted Redis again"
     for log in logs:
         assert log.count("routing state store unusable") == 1, "one warning, not one a request"
