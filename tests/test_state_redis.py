@@ -19,7 +19,14 @@ from tests.support.gateway import eventually
 from tests.support.launch import free_port
 from tests.support.redis_server import RedisServer
 from tests.test_quota import NOW, RPD
-from tests.test_state_store import POLICY, ROUTE, USAGE, fail, spend
+from tests.test_state_store import (
+    POLICY,
+    ROUTE,
+    USAGE,
+    fail,
+    share_one_count_and_one_circuit,
+    spend,
+)
 
 TIMEOUT = 0.25
 RETRY = 0.05  # the check that brings a store back, fast enough for a test to wait for
@@ -46,13 +53,7 @@ async def test_two_stores_on_one_redis_share_one_count_and_one_circuit(
     redis: RedisServer,
 ) -> None:
     async with store(redis.url) as first, store(redis.url) as second:
-        spent = [await s.update(ROUTE, POLICY, USAGE, spend) for s in (first, second) * 2]
-        assert spent == [True, True, True, False], "RPD 3 across both"
-        await first.update(ROUTE, POLICY, None, fail)
-        await second.update(ROUTE, POLICY, None, fail)
-        breaker, used = await second.peek(ROUTE, POLICY, USAGE)
-        assert breaker.trips == 1, "two failures, one from each: the threshold"
-        assert used["rpd"].amount == 3
+        await share_one_count_and_one_circuit(first, second)
         assert first.status().kind == "redis"
         assert first.status().healthy
 

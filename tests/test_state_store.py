@@ -10,7 +10,7 @@ import pytest
 
 from llmgw.routing.breaker import BreakerPolicy, CircuitBreaker, Permit
 from llmgw.routing.quota import Cost, Used, take
-from llmgw.routing.state import MemoryStates, StoreStatus
+from llmgw.routing.state import MemoryStates, RouteStates, StoreStatus
 from llmgw.state.sqlite import SqliteStates
 from tests.test_quota import NOW, RPD
 
@@ -26,15 +26,20 @@ def fail(breaker: CircuitBreaker, used: dict[str, Used]) -> None:
     breaker.record_failure(NOW, Permit.NORMAL)
 
 
-async def test_two_stores_on_one_file_share_one_count_and_one_circuit(tmp_path: Path) -> None:
-    first, second = SqliteStates(str(tmp_path / "s.db")), SqliteStates(str(tmp_path / "s.db"))
+async def share_one_count_and_one_circuit(first: RouteStates, second: RouteStates) -> None:
+    """What two stores on one shared place must show: each sees the other's changes."""
     spent = [await store.update(ROUTE, POLICY, USAGE, spend) for store in (first, second) * 2]
     assert spent == [True, True, True, False], "RPD 3 across both"
     await first.update(ROUTE, POLICY, None, fail)
     await second.update(ROUTE, POLICY, None, fail)
-    breaker, used = await first.peek(ROUTE, POLICY, USAGE)
+    breaker, used = await second.peek(ROUTE, POLICY, USAGE)
     assert breaker.trips == 1, "two failures, one from each: the threshold"
     assert used["rpd"].amount == 3
+
+
+async def test_two_stores_on_one_file_share_one_count_and_one_circuit(tmp_path: Path) -> None:
+    first, second = SqliteStates(str(tmp_path / "s.db")), SqliteStates(str(tmp_path / "s.db"))
+    await share_one_count_and_one_circuit(first, second)
     for store in (first, second):
         store.close()
 
