@@ -1,17 +1,20 @@
 """What the shared routing state costs a request: circuits and quota counts in SQLite
-(STATE_DB_PATH, shared by every worker) against the same state in each worker's memory.
+(STATE_DB_PATH, shared by every worker of a host) and in Redis (STATE_URL, shared by every
+replica) against the same state in each worker's memory. Needs redis-server on the PATH.
 
     python -m bench.state_cost            # both parts below, 3 rounds of 5 s each
     python -m bench.state_cost --micro    # only the store, in-process
 
 1. The store alone, in-process: a request's store work (the walk takes a route: breaker and
    quotas in one transaction; it settles: breaker and real token count in another) timed
-   through `Walk` on a file and in memory; then the same from 2 processes on one file at once,
-   to see what waiting for the other's lock adds.
-2. The gateway end to end: `python -m llmgw` with STATE_DB_PATH on a file, and with `:memory:`
-   (SQLite in memory: the same code, no file, nothing shared), alternating, wrk at 1 and 10
-   connections; the gateway's CPU time a request (from /proc) and requests/s. The provider's
-   model declares large quotas, so every request is counted and corrected.
+   through `Walk` in memory, on a file and in Redis; then the same from 2 processes on one file
+   at once (what waiting for the other's lock adds), and from 2 processes on one Redis (what a
+   change that another replica's overtook costs: it runs again).
+2. The gateway end to end: `python -m llmgw` with STATE_DB_PATH on a file, with `:memory:`
+   (SQLite in memory: the same code, no file, nothing shared) and with STATE_URL on a local
+   redis-server, alternating, wrk at 1 and 10 connections; the gateway's CPU time a request
+   (from /proc) and requests/s. The provider's model declares large quotas, so every request is
+   counted and corrected.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 
 import trio
 from tests.support.launch import gateway_process
+from tests.support.redis_server import redis_server
 
 from bench import wrk
 from bench.run import CONFIG, JSON_BEHAVIOUR, fake_provider_process, set_behaviour
@@ -37,6 +41,7 @@ from llmgw.routing.failover import Outcome, Walk
 from llmgw.routing.quota import Cost
 from llmgw.routing.state import MemoryStates, RouteStates
 from llmgw.routing.table import RouteTable, Target
+from llmgw.state.redis import RedisStates
 from llmgw.state.sqlite import SqliteStates
 
 
@@ -66,42 +71,68 @@ async def store_us_per_request(states: RouteStates, tmp: Path, requests: int) ->
     return (time.perf_counter() - started) * 1e6 / requests
 
 
-def _contending(path: str, requests: int, results: Any) -> None:
+async def redis_us_per_request(url: str, tmp: Path, requests: int) -> float:
+    states = RedisStates(url, timeout=5.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(states.run)
+        assert states.healthy, "redis-server did not answer"
+        spent = await store_us_per_request(states, tmp, requests)
+        states.close()
+    return spent
+
+
+def _contending(where: str, requests: int, results: Any) -> None:
     tmp = Path(tempfile.mkdtemp())
-    results.put(trio.run(store_us_per_request, SqliteStates(path), tmp, requests))
+    if where.startswith("redis://"):
+        results.put(trio.run(redis_us_per_request, where, tmp, requests))
+    else:
+        results.put(trio.run(store_us_per_request, SqliteStates(where), tmp, requests))
+
+
+def two_processes(where: str, requests: int) -> float:
+    """Two processes on one store at once: each one's cost a request, averaged."""
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    workers = [
+        context.Process(target=_contending, args=(where, requests, results)) for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    both: list[float] = [results.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    return statistics.mean(both)
+
+
+async def _with_redis(requests: int, tmp: Path) -> dict[str, float]:
+    async with redis_server() as server:
+        alone = await redis_us_per_request(server.url, tmp, requests)
+        await server.command("FLUSHALL")
+        both = await trio.to_thread.run_sync(two_processes, server.url, requests)
+    return {"redis_us": alone, "redis_two_processes_us": both}
 
 
 def micro(requests: int) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="llmgw-state-bench-"))
     memory = trio.run(store_us_per_request, MemoryStates(), tmp, requests)
     sqlite = trio.run(store_us_per_request, SqliteStates(str(tmp / "alone.db")), tmp, requests)
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    shared = str(tmp / "shared.db")
-    workers = [
-        context.Process(target=_contending, args=(shared, requests, results)) for _ in range(2)
-    ]
-    for worker in workers:
-        worker.start()
-    both = [results.get() for _ in workers]
-    for worker in workers:
-        worker.join()
     return {
         "memory_us": memory,
         "sqlite_us": sqlite,
-        "sqlite_two_processes_us": statistics.mean(both),
+        "sqlite_two_processes_us": two_processes(str(tmp / "shared.db"), requests),
+        **trio.run(_with_redis, requests, tmp),
     }
 
 
 @asynccontextmanager
-async def gateway(fake_url: str, state_db: str, tmp: Path) -> AsyncIterator[Any]:
+async def gateway(fake_url: str, state: dict[str, str], tmp: Path) -> AsyncIterator[Any]:
     path = tmp / "llmgw.yaml"
     path.write_text(CONFIG.format(base=fake_url))
     env = {
         "CONFIG_PATH": str(path),
         "GROQ_API_KEY": "bench-key",
-        "STATE_DB_PATH": state_db,
         "LOG_LEVEL": "warning",
+        **state,
     }
     async with gateway_process(env, cwd=str(tmp)) as gw:
         yield gw
@@ -109,12 +140,17 @@ async def gateway(fake_url: str, state_db: str, tmp: Path) -> AsyncIterator[Any]
 
 async def end_to_end(rounds: int, seconds: float) -> dict[str, dict[str, float]]:
     figures: dict[str, dict[str, list[float]]] = {}
-    async with fake_provider_process() as fake_url:
+    async with fake_provider_process() as fake_url, redis_server() as redis:
         await set_behaviour(fake_url, JSON_BEHAVIOUR)
+        stores = (
+            ("memory", {"STATE_DB_PATH": ":memory:"}),
+            ("sqlite", {"STATE_DB_PATH": "state.db"}),
+            ("redis", {"STATE_URL": redis.url}),
+        )
         for _ in range(rounds):
-            for kind, state_db in (("memory", ":memory:"), ("sqlite", "state.db")):
+            for kind, state in stores:
                 tmp = Path(tempfile.mkdtemp(prefix="llmgw-state-bench-"))
-                async with gateway(fake_url, state_db, tmp) as gw:
+                async with gateway(fake_url, state, tmp) as gw:
                     url = gw.url + "/v1/chat/completions"
                     for connections in (1, 10):
                         await trio.to_thread.run_sync(wrk.run_wrk, url, connections, 1.0)
@@ -142,7 +178,9 @@ def main() -> None:
     print(
         f"store work a request: memory {store['memory_us']:.1f} us, "
         f"SQLite {store['sqlite_us']:.1f} us, "
-        f"SQLite with a second process on the file {store['sqlite_two_processes_us']:.1f} us"
+        f"SQLite with a second process on the file {store['sqlite_two_processes_us']:.1f} us, "
+        f"Redis {store['redis_us']:.1f} us, "
+        f"Redis with a second process on it {store['redis_two_processes_us']:.1f} us"
     )
     if args.micro:
         return

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 import trio
 
 from tests.support.fake_provider import Behaviour, FakeProvider
 from tests.support.gateway import FakeStarter
+from tests.support.redis_server import RedisServer, redis_server
 
 
 @pytest.fixture
@@ -23,3 +26,10 @@ def start_fake(nursery: trio.Nursery) -> FakeStarter:
 async def two(start_fake: FakeStarter) -> tuple[FakeProvider, FakeProvider]:
     """Two fake providers, serving as groq and cerebras."""
     return await start_fake("groq"), await start_fake("cerebras")
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[RedisServer]:
+    """A real redis-server on a free port, saving nothing; stopped at the end."""
+    async with redis_server() as server:
+        yield server

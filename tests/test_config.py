@@ -122,6 +122,10 @@ def test_an_empty_key_leaves_the_provider_disabled() -> None:
         ("LOG_FORMAT", "xml", "one of text|json"),
         ("ALLOW_UNAUTHENTICATED", "maybe", "true or false"),
         ("LOG_LLM_RESPONSE_DETAILS", "2", "true or false"),
+        ("STATE_URL", "http://cache:6379", "redis://[user:password@]host[:port][/db]"),
+        ("STATE_URL", "redis://cache:port/0", "rediss:// or unix://"),
+        ("STATE_URL", "redis:///0", "redis://"),
+        ("STATE_TIMEOUT_SECONDS", "0", "a number of seconds > 0"),
         ("CIRCUIT_MAX_COOLDOWN_SECONDS", "1", ">= CIRCUIT_COOLDOWN_BASE_SECONDS"),
         ("HOST", "0.0.0.0", "unless GATEWAY_API_KEYS is set or ALLOW_UNAUTHENTICATED=true"),
     ],
@@ -142,6 +146,19 @@ def test_a_malformed_key_is_refused_without_echoing_it(key: str) -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings({"GROQ_API_KEY": key})
     assert "sk-abc" not in str(raised.value)
+
+
+def test_a_redis_state_url_is_taken_and_its_password_kept_out_of_logs_and_errors() -> None:
+    settings = load_settings({"STATE_URL": "redis://:s3cret@cache:6379/2"})
+    assert settings.state_url == "redis://:s3cret@cache:6379/2"
+    assert settings.state_timeout_seconds == 0.25
+    assert "s3cret" in settings.secrets, "redacted from every log line"
+    assert "s3cret" not in repr(settings)
+    assert load_settings({"STATE_URL": "unix:///run/redis.sock"}).state_url
+    assert load_settings({}).state_url is None, "unset: the SQLite file"
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"STATE_URL": "http://:s3cret@cache"})
+    assert "s3cret" not in str(raised.value)
 
 
 def test_a_public_host_is_allowed_with_gateway_keys_or_an_explicit_opt_out() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from llmgw.routing.breaker import BreakerPolicy, CircuitBreaker, Permit
 from llmgw.routing.quota import Cost, Used, take
-from llmgw.routing.state import MemoryStates
+from llmgw.routing.state import MemoryStates, RouteStates, StoreStatus
 from llmgw.state.sqlite import SqliteStates
 from tests.test_quota import NOW, RPD
 
@@ -26,15 +26,20 @@ def fail(breaker: CircuitBreaker, used: dict[str, Used]) -> None:
     breaker.record_failure(NOW, Permit.NORMAL)
 
 
-async def test_two_stores_on_one_file_share_one_count_and_one_circuit(tmp_path: Path) -> None:
-    first, second = SqliteStates(str(tmp_path / "s.db")), SqliteStates(str(tmp_path / "s.db"))
+async def share_one_count_and_one_circuit(first: RouteStates, second: RouteStates) -> None:
+    """What two stores on one shared place must show: each sees the other's changes."""
     spent = [await store.update(ROUTE, POLICY, USAGE, spend) for store in (first, second) * 2]
     assert spent == [True, True, True, False], "RPD 3 across both"
     await first.update(ROUTE, POLICY, None, fail)
     await second.update(ROUTE, POLICY, None, fail)
-    breaker, used = await first.peek(ROUTE, POLICY, USAGE)
+    breaker, used = await second.peek(ROUTE, POLICY, USAGE)
     assert breaker.trips == 1, "two failures, one from each: the threshold"
     assert used["rpd"].amount == 3
+
+
+async def test_two_stores_on_one_file_share_one_count_and_one_circuit(tmp_path: Path) -> None:
+    first, second = SqliteStates(str(tmp_path / "s.db")), SqliteStates(str(tmp_path / "s.db"))
+    await share_one_count_and_one_circuit(first, second)
     for store in (first, second):
         store.close()
 
@@ -56,6 +61,7 @@ async def test_an_unknown_route_reads_as_a_fresh_breaker_with_no_counts(tmp_path
         breaker, used = await store.peek("nobody:0", POLICY, "nobody:0|m")
         assert breaker == POLICY.breaker()
         assert used == {}
+        assert store.status().healthy
 
 
 async def test_a_change_that_raises_changes_nothing(tmp_path: Path) -> None:
@@ -89,13 +95,13 @@ async def test_a_file_that_cannot_be_used_leaves_the_worker_on_its_own_and_says_
         ], "counted in memory meanwhile"
     warnings = [r for r in caplog.records if "routing state database unusable" in r.message]
     assert len(warnings) == 1
-    assert store.failing
+    assert store.status() == StoreStatus("sqlite", healthy=False, fallbacks=1)
     # The file becomes usable: the next change goes there, and says so.
     blocked.unlink()
     blocked.mkdir()
     with caplog.at_level(logging.INFO, logger="llmgw.state"):
         assert await store.update(ROUTE, POLICY, USAGE, spend)
-    assert not store.failing
+    assert store.status() == StoreStatus("sqlite", healthy=True, fallbacks=1)
     assert any("usable again" in r.message for r in caplog.records)
     store.close()
 

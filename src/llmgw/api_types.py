@@ -483,6 +483,19 @@ class RouteCircuit(Struct):
     ) = UNSET
 
 
+class StateStoreStatus(Struct):
+    """
+    Where the answering worker keeps its routing state (circuits, rests, quota counts): redis (STATE_URL, shared by every replica), sqlite (STATE_DB_PATH, shared by the host's workers) or memory. While the store fails, the worker goes on with state of its own (healthy false) and returns to the store when it answers again.
+    """
+
+    kind: Literal["redis", "sqlite", "memory"]
+    healthy: Annotated[bool, Meta(description="The worker uses the store now.")]
+    fallbacks: Annotated[
+        int,
+        Meta(description="Times this worker went on with state of its own since it started.", ge=0),
+    ]
+
+
 class Stats(Struct):
     """
     Request counts are client requests; per-provider counts are upstream attempts.
@@ -499,6 +512,7 @@ class Stats(Struct):
     upstream_attempts: Annotated[int, Meta(ge=0)]
     response_time_ms: LatencySummary
     dropped_events: Annotated[int, Meta(ge=0)]
+    state_store: StateStoreStatus
     providers: dict[str, ProviderStats]
 
 

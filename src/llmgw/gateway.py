@@ -28,7 +28,7 @@ from llmgw.providers.openai_compat import OpenAICompatAdapter
 from llmgw.proxy import Proxy, Retries, Timeouts
 from llmgw.routing.plan import plan_embeddings
 from llmgw.routing.table import RouteTable
-from llmgw.state.sqlite import SqliteStates
+from llmgw.state.choice import open_states
 from llmgw.upstream import open_upstreams
 
 log = logging.getLogger("llmgw")
@@ -111,10 +111,12 @@ class Gateway:
         )
         await writer.open()
         nursery.start_soon(writer.run)
-        states = SqliteStates(settings.state_db_path)
-        states.open()
         # Closing the send side lets the metrics task drain what is queued, then end.
-        async with send, open_upstreams(settings) as upstreams, _closing(states):
+        async with (
+            send,
+            open_upstreams(settings) as upstreams,
+            open_states(settings, nursery) as states,
+        ):
             table = RouteTable.from_settings(settings, states)
             adapters: dict[str, ProviderAdapter] = {
                 "openai": OpenAICompatAdapter(),
@@ -165,11 +167,3 @@ class Gateway:
             metrics_log.error(
                 "metrics task still writing at shutdown: %d events", writer.unwritten()
             )
-
-
-@asynccontextmanager
-async def _closing(states: SqliteStates) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        states.close()

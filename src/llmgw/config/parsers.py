@@ -64,6 +64,17 @@ def http_url(raw: str) -> str:
     return raw.rstrip("/")
 
 
+def redis_url(raw: str) -> str:
+    """redis://[user:password@]host[:port][/db], rediss:// (TLS), or unix:///path."""
+    parts = urlsplit(raw)
+    if parts.scheme in ("redis", "rediss") and parts.hostname:
+        parts.port  # noqa: B018  (raises ValueError on a port that is not a number)
+        return raw
+    if parts.scheme == "unix" and parts.path:
+        return raw
+    raise ValueError(raw)
+
+
 def key_list(raw: str) -> tuple[str, ...]:
     keys = tuple(key.strip() for key in raw.split(",") if key.strip())
     # Keys travel in HTTP headers: printable ASCII only (a key pasted with smart quotes is not).

@@ -12,6 +12,7 @@ import ipaddress
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from llmgw.config.errors import ConfigError
 from llmgw.config.file import declare, read_file
@@ -24,6 +25,7 @@ from llmgw.config.parsers import (
     key_list,
     lower,
     origin_list,
+    redis_url,
     seconds,
     seconds_or_zero,
     text,
@@ -190,7 +192,21 @@ class Settings:
     state_db_path: str = setting(
         "STATE_DB_PATH", "state.db", text, "a file path",
         "The SQLite file every worker keeps routing state in: circuits, rests and quota counts, "
-        "so workers share them and they survive a restart.", ROUTING,
+        "so workers share them and they survive a restart. Not used when STATE_URL is set.",
+        ROUTING,
+    )  # fmt: skip
+    state_url: str | None = setting(
+        "STATE_URL", None, redis_url, "redis://[user:password@]host[:port][/db], rediss:// or "
+        "unix://", "A Redis or Valkey server that keeps the routing state instead of "
+        "STATE_DB_PATH, shared by every worker of every replica behind a load balancer: "
+        "circuits, rests and quota counts, so N replicas spend a quota once. If it fails, each "
+        "worker goes on with state of its own and returns to it when it answers.", ROUTING,
+        secret=True,
+    )  # fmt: skip
+    state_timeout_seconds: float = setting(
+        "STATE_TIMEOUT_SECONDS", 0.25, seconds, _SECONDS,
+        "The longest a request waits for STATE_URL's server on one change; past it the worker "
+        "goes on with state of its own until the server answers again.", ROUTING,
     )  # fmt: skip
     gateway_api_keys: tuple[str, ...] = setting(
         "GATEWAY_API_KEYS", (), key_list, _KEYS,
@@ -233,7 +249,8 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """Every secret this gateway holds, for log redaction."""
         keys = [key for provider in self.providers for key in provider.keys]
-        return (*keys, *self.gateway_api_keys)
+        state_password = urlsplit(self.state_url).password if self.state_url else None
+        return (*keys, *self.gateway_api_keys, *filter(None, [state_password]))
 
     def provider(self, name: str) -> ProviderConfig | None:
         return next((p for p in self.providers if p.name == name), None)

@@ -21,12 +21,14 @@ from prometheus_client.registry import Collector
 from llmgw.metrics.circuits import RouteCircuit
 from llmgw.metrics.histogram import cumulative_seconds
 from llmgw.metrics.queries import Figures
+from llmgw.routing.state import StoreStatus
 
 
 class GatewayCollector(Collector):
-    def __init__(self, figures: Figures, circuits: list[RouteCircuit]) -> None:
+    def __init__(self, figures: Figures, circuits: list[RouteCircuit], store: StoreStatus) -> None:
         self._figures = figures
         self._circuits = circuits
+        self._store = store
 
     def collect(self) -> Iterator[Metric]:
         figures = self._figures
@@ -95,6 +97,7 @@ class GatewayCollector(Collector):
         yield rejected
         yield unavailable
         yield from _quota_gauges(self._circuits)
+        yield from _store_metrics(self._store)
 
         dropped = CounterMetricFamily(
             "llmgw_metrics_dropped",
@@ -133,11 +136,30 @@ def _quota_gauges(circuits: list[RouteCircuit]) -> Iterator[GaugeMetricFamily]:
     yield resets
 
 
+def _store_metrics(store: StoreStatus) -> Iterator[Metric]:
+    healthy = GaugeMetricFamily(
+        "llmgw_state_store_healthy",
+        "1 while this worker keeps its routing state (circuits, rests, quota counts) in the "
+        "shared store (kind: redis, sqlite or memory); 0 while it goes on with its own after a "
+        "failure of the store.",
+        labels=["kind"],
+    )
+    healthy.add_metric([store.kind], 1.0 if store.healthy else 0.0)
+    yield healthy
+    fallbacks = CounterMetricFamily(
+        "llmgw_state_store_fallbacks",
+        "Times this worker went on with routing state of its own because the store failed.",
+        labels=["kind"],
+    )
+    fallbacks.add_metric([store.kind], store.fallbacks)
+    yield fallbacks
+
+
 def _le(bound: float) -> str:
     return repr(float(bound))
 
 
-def exposition(figures: Figures, circuits: list[RouteCircuit]) -> bytes:
+def exposition(figures: Figures, circuits: list[RouteCircuit], store: StoreStatus) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(GatewayCollector(figures, circuits))
+    registry.register(GatewayCollector(figures, circuits, store))
     return generate_latest(registry)

@@ -1,5 +1,6 @@
-"""The /stats document: figures from the database plus this worker's circuits, as JSON-ready
-data. The dashboard renders the same document, so the two always agree. Pure."""
+"""The /stats document: figures from the database plus this worker's circuits and routing state
+store, as JSON-ready data. The dashboard renders the same document, so the two always agree.
+Pure."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from llmgw.metrics.circuits import RouteCircuit
 from llmgw.metrics.queries import Figures, ProviderFigures, ordered_providers
+from llmgw.routing.state import StoreStatus
 
 
 def iso(moment: float | None) -> str | None:
@@ -85,7 +87,11 @@ def _provider(provider: ProviderFigures, circuits: list[RouteCircuit]) -> dict[s
 
 
 def stats_document(
-    figures: Figures, circuits: list[RouteCircuit], configured: list[str], now: float
+    figures: Figures,
+    circuits: list[RouteCircuit],
+    configured: list[str],
+    store: StoreStatus,
+    now: float,
 ) -> dict[str, Any]:
     latency = figures.latency
     providers = ordered_providers(figures, configured)
@@ -107,6 +113,11 @@ def stats_document(
             "p95": _ms(latency.p95),
         },
         "dropped_events": figures.dropped,
+        "state_store": {
+            "kind": store.kind,
+            "healthy": store.healthy,
+            "fallbacks": store.fallbacks,
+        },
         "providers": {
             p.provider: _provider(p, [c for c in circuits if c.provider == p.provider])
             for p in providers

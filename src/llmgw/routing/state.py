@@ -1,19 +1,33 @@
 """Where the routing state lives: each route's breaker (its circuit and its rests) and each
 route's quota counts. In memory for one process (`MemoryStates`); shared by every worker of a
-host through SQLite (llmgw.state). Whatever the store, a change is atomic: it loads a route's
-breaker and counts, applies a pure change to them, and saves them, with no other worker's
-change in between."""
+host through SQLite, or by every replica through Redis (llmgw.state). Whatever the store, a
+change is atomic: it loads a route's breaker and counts, applies a pure change to them, and
+saves them, with no other worker's change in between. A change must be pure (it only reads and
+changes what it is given): a store may run it again on fresher state instead of locking."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from llmgw.routing.breaker import BreakerPolicy, CircuitBreaker
 from llmgw.routing.quota import Used
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    """What /stats and /metrics say of the store: which kind, whether this worker is on it now
+    (not on state of its own after a failure), and how often it had to go on alone."""
+
+    kind: str  # memory, sqlite or redis
+    healthy: bool
+    fallbacks: int = 0
+
+
 # A change: the route's breaker and the counts of one quota key, changed in place.
 Change = Callable[[CircuitBreaker, dict[str, Used]], T]
 
@@ -29,6 +43,9 @@ class RouteStates(Protocol):
         self, route: str, policy: BreakerPolicy, usage: str | None
     ) -> tuple[CircuitBreaker, dict[str, Used]]:
         """A copy of the route's state, for reading."""
+
+    def status(self) -> StoreStatus:
+        """Which store this is and whether this worker is using it now."""
 
 
 class MemoryStates:
@@ -51,3 +68,6 @@ class MemoryStates:
         breaker = dataclasses.replace(self.breakers.get(route, policy.breaker()))
         counts = self.usage.get(usage, {}) if usage is not None else {}
         return breaker, {name: Used(u.window_start, u.amount) for name, u in counts.items()}
+
+    def status(self) -> StoreStatus:
+        return StoreStatus("memory", healthy=True)

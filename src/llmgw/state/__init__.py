@@ -1,1 +1,2 @@
-"""Routing state kept where every worker of the host sees it (SQLite)."""
+"""Routing state kept where every worker sees it: SQLite for the workers of one host, Redis
+(or Valkey) for every replica behind a load balancer."""

@@ -22,7 +22,8 @@ import trio
 
 from llmgw.routing.breaker import BreakerPolicy, CircuitBreaker
 from llmgw.routing.quota import Used
-from llmgw.routing.state import Change, MemoryStates
+from llmgw.routing.state import Change, MemoryStates, StoreStatus
+from llmgw.state.encoding import FIELDS, breaker_fields, usage_fields
 
 log = logging.getLogger("llmgw.state")
 T = TypeVar("T")
@@ -31,15 +32,7 @@ T = TypeVar("T")
 SETUP_BUSY_TIMEOUT_MS = 5000
 LOCK_WAIT_SECONDS = 1.0
 _FIRST_RETRY_SECONDS, _LAST_RETRY_SECONDS = 0.0002, 0.005
-_BREAKER_FIELDS = (
-    "failures",
-    "trips",
-    "open_until",
-    "blocked_until",
-    "probe_until",
-    "probe_after",
-)
-_SELECT_BREAKER = f"SELECT {', '.join(_BREAKER_FIELDS)} FROM breakers WHERE route = ?"  # noqa: S608
+_SELECT_BREAKER = f"SELECT {', '.join(FIELDS)} FROM breakers WHERE route = ?"  # noqa: S608
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS breakers (route TEXT PRIMARY KEY, failures INTEGER NOT NULL, "
     "trips INTEGER NOT NULL, open_until REAL NOT NULL, blocked_until REAL NOT NULL, "
@@ -61,23 +54,13 @@ def _busy(error: sqlite3.Error) -> bool:
     return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
 
 
-def _state(breaker: CircuitBreaker) -> tuple[float, ...]:
-    return (
-        breaker.failures,
-        breaker.trips,
-        breaker.open_until,
-        breaker.blocked_until,
-        breaker.probe_until,
-        breaker.probe_after,
-    )
-
-
 class SqliteStates:
     def __init__(self, path: str) -> None:
         self.path = path
         self._conn: sqlite3.Connection | None = None
         self._fallback = MemoryStates()
         self.failing = False
+        self.fallbacks = 0  # times this worker went on alone
 
     def open(self) -> None:
         """Connect now, at start-up, rather than on the first request (a file that cannot be
@@ -140,10 +123,10 @@ class SqliteStates:
         try:
             breaker = self._breaker(conn, route, policy)
             used = self._usage(conn, usage)
-            breaker_before = _state(breaker)
-            used_before = {name: (u.window_start, u.amount) for name, u in used.items()}
+            breaker_before = breaker_fields(breaker)
+            used_before = usage_fields(used)
             result = change(breaker, used)
-            breaker_after = _state(breaker)
+            breaker_after = breaker_fields(breaker)
             if breaker_after != breaker_before:
                 conn.execute(
                     "INSERT OR REPLACE INTO breakers VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -187,8 +170,12 @@ class SqliteStates:
         )
         return {quota: Used(start, amount) for quota, start, amount in rows}
 
+    def status(self) -> StoreStatus:
+        return StoreStatus("sqlite", healthy=not self.failing, fallbacks=self.fallbacks)
+
     def _failed(self, error: sqlite3.Error) -> None:
         if not self.failing:
+            self.fallbacks += 1
             log.warning(
                 "routing state database unusable (%s: %s); this worker keeps its own state "
                 "until it is back: %s",

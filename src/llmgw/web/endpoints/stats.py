@@ -2,7 +2,8 @@
 
 All three read the database on a worker thread through a read-only connection of their own (the
 metrics task keeps the writing one), so they show every worker's traffic and survive restarts;
-circuit states are this worker's, from memory.
+circuit states come from the routing state store, and whether that store is in use now is this
+worker's.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from llmgw.metrics.circuits import RouteCircuit, route_circuits
 from llmgw.metrics.prometheus import exposition
 from llmgw.metrics.queries import WINDOWS, Figures, TimelinePoint, read_figures, read_timeline
 from llmgw.metrics.report import stats_document
+from llmgw.routing.state import StoreStatus
 from llmgw.web.context import current_gateway
 from llmgw.web.guards import authenticate
 
@@ -101,6 +103,10 @@ async def _circuits(gw: Gateway) -> list[RouteCircuit]:
     return await route_circuits(gw.table, time.time())
 
 
+def _store(gw: Gateway) -> StoreStatus:
+    return gw.table.states.status()
+
+
 def _configured(gw: Gateway) -> list[str]:
     return [provider.name for provider in gw.settings.providers]
 
@@ -115,7 +121,9 @@ def _guarded_gateway() -> Gateway:
 async def stats() -> Response:
     gw = _guarded_gateway()
     snapshot = await _snapshot(gw, _window())
-    document = stats_document(snapshot.figures, await _circuits(gw), _configured(gw), time.time())
+    document = stats_document(
+        snapshot.figures, await _circuits(gw), _configured(gw), _store(gw), time.time()
+    )
     return Response(orjson.dumps(document), content_type="application/json")
 
 
@@ -124,7 +132,9 @@ async def dashboard() -> Response:
     gw = _guarded_gateway()
     window, refresh = _window(), refresh_seconds(request.args.get("refresh"))
     snapshot = await _snapshot(gw, window, timeline=True)
-    document = stats_document(snapshot.figures, await _circuits(gw), _configured(gw), time.time())
+    document = stats_document(
+        snapshot.figures, await _circuits(gw), _configured(gw), _store(gw), time.time()
+    )
     html = await render_template(
         "dashboard.html",
         stats=document,
@@ -140,5 +150,6 @@ async def metrics() -> Response:
     gw = _guarded_gateway()
     snapshot = await _snapshot(gw, "all")
     return Response(
-        exposition(snapshot.figures, await _circuits(gw)), content_type=CONTENT_TYPE_LATEST
+        exposition(snapshot.figures, await _circuits(gw), _store(gw)),
+        content_type=CONTENT_TYPE_LATEST,
     )
