@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -32,6 +33,8 @@ LITELLM_CONFIG = """model_list:
       model: openai/auto
       api_base: {base}/v1
       api_key: bench
+general_settings:
+  master_key: {key}
 litellm_settings:
   telemetry: false
 """
@@ -109,6 +112,8 @@ async def litellm(fake_url: str) -> Peer | str:
             ok, why = await _run(pip, cache_dir(), 900)
         if not ok or not command.exists():
             return f"pip install litellm[proxy] failed: {why}"
+    # It refuses to start without a key for its callers: a throwaway one, for this run only.
+    key = "sk-bench-" + secrets.token_hex(16)
     probe = [str(venv / "bin" / "python"), "-c", _VERSION]
     ok, version = await _run(probe, cache_dir(), 60)
     if not ok:
@@ -119,7 +124,8 @@ async def litellm(fake_url: str) -> Peer | str:
         argv=[str(command), "--config", "{config}", "--host", "127.0.0.1", "--port", "{port}"],
         ready_path="/health/liveliness",
         env={"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"},
-        config=LITELLM_CONFIG.format(base=fake_url),
+        headers={"authorization": f"Bearer {key}"},
+        config=LITELLM_CONFIG.format(base=fake_url, key=key),
     )
 
 
