@@ -4,13 +4,15 @@ from 100 to 2,000 concurrent streams, against the fake provider called directly 
     python -m bench.streams                        # the ladder, 3 s a level
     python -m bench.streams --levels 100,250 --seconds 2 --pin --peers
     python -m bench.streams --before ../old/src    # also another checkout's gateway
+    python -m bench.streams --profile 250          # py-spy llmgw at 250 streams
 
 Every stream is 50 events, one every 20 ms (`bench/fake_fast.mjs`, a Node fake: the Python one
 cannot send 12,500+ events/s on 2 cores); the load comes from `bench/stream_load.mjs`, on Node
 too. Targets: the fake directly, llmgw with one worker and with two, the `--before` gateway, and
 with `--peers` the Portkey gateway and the LiteLLM proxy (bench/peers.py). Each also answers
 JSON at 10 and 50 connections. `--pin` runs the fake and the load generator on cores of their
-own (taskset) and the gateway on the others, as far as the machine's cores allow.
+own (taskset) and the gateway on the others, as far as the machine's cores allow. `--profile N`
+samples each llmgw process with py-spy (when installed) over the window of its N-stream level.
 
 Writes bench/results/<date>-streams.json and prints Markdown tables (bench/README.md, "Streams
 at scale", explains the columns).
@@ -35,7 +37,7 @@ import orjson
 import trio
 from tests.support.launch import Resources, gateway_process, resources
 
-from bench import peers
+from bench import peers, profile
 from bench.node_load import Fake, Load, Window, fast_fake, pin_tree, run_load
 from bench.run import CONFIG, machine
 from bench.streams_report import add_ratios, goals, markdown
@@ -89,6 +91,7 @@ class Plan:
     cores: Cores
     before: str | None
     peers: bool
+    profile: int | None = None  # profile llmgw's streams at this level (py-spy)
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class Target:
     url: str  # its chat completions URL
     workers: int  # 0 for the fake itself
     sample: Callable[[], Resources] | None  # the server's cost now; None for the fake
+    pid: int | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     streams: bool = True  # False: a peer that cannot stream here, measured on JSON only
 
@@ -127,7 +131,8 @@ async def llmgw(fake: Fake, workers: int, src: str | None, cores: Cores) -> Asyn
         where = cores.one_worker if workers == 1 else cores.two_workers
         if where is not None:
             pin_tree(gw.process.pid, where)
-        yield Target(name, gw.url + "/v1/chat/completions", workers, gw.resources)
+        url = gw.url + "/v1/chat/completions"
+        yield Target(name, url, workers, gw.resources, pid=gw.process.pid)
 
 
 @asynccontextmanager
@@ -137,20 +142,40 @@ async def peer(found: peers.Peer, cores: Cores) -> AsyncIterator[Target]:
             pin_tree(running.pid, cores.one_worker)
         pid = running.pid
         url = running.url + "/v1/chat/completions"
-        yield Target(found.name, url, 1, lambda: resources(pid), found.headers)
+        yield Target(found.name, url, 1, lambda: resources(pid), headers=found.headers)
 
 
 async def measure(target: Target, plan: Plan, fake: Fake) -> list[dict[str, Any]]:
     rows = []
     for mode, concurrency in scenarios(plan, target):
         load = Load(target.url, mode, concurrency, plan.seconds, plan.warmup, target.headers)
-        window = await run_load(load, plan.cores.load, target.sample, lambda: resources(fake.pid))
+        profiled: list[dict[str, Any]] = []
+        async with trio.open_nursery() as nursery:
+            if target.pid and mode == "stream" and concurrency == plan.profile:
+                nursery.start_soon(profile_window, target, plan, profiled)
+            window = await run_load(
+                load, plan.cores.load, target.sample, lambda: resources(fake.pid)
+            )
         row = summarise(target, mode, concurrency, window, plan.seconds)
+        if profiled:
+            row["profile"] = profiled[0]
         rows.append(row)
         print(orjson.dumps(row).decode(), flush=True)
         if target.sample is not None:
             await settle(target.sample)
     return rows
+
+
+async def profile_window(target: Target, plan: Plan, out: list[dict[str, Any]]) -> None:
+    """py-spy over the load's measured window (it starts after the warm-up)."""
+    assert target.pid is not None
+    await trio.sleep(plan.warmup)
+    raw = Path(tempfile.mkdtemp(prefix="llmgw-bench-profile-")) / f"{target.name}.txt"
+    collapsed = await profile.record(target.pid, plan.seconds, raw)
+    if collapsed is None:
+        print("profile: py-spy is not installed or could not attach", flush=True)
+        return
+    out.append({"raw": str(raw), **profile.shares(collapsed)})
 
 
 def summarise(
@@ -251,6 +276,9 @@ def parse_args() -> Plan:
     parser.add_argument("--pin", action="store_true", help="pin processes to cores (taskset)")
     parser.add_argument("--peers", action="store_true", help="also Portkey and LiteLLM")
     parser.add_argument("--before", metavar="SRC", help="also the llmgw of this src/ directory")
+    parser.add_argument(
+        "--profile", type=int, metavar="LEVEL", help="py-spy llmgw's streams at this level"
+    )
     args = parser.parse_args()
     return Plan(
         levels=args.levels,
@@ -261,6 +289,7 @@ def parse_args() -> Plan:
         cores=core_plan(args.pin, os.cpu_count() or 1),
         before=os.path.abspath(args.before) if args.before else None,
         peers=args.peers,
+        profile=args.profile,
     )
 
 
@@ -284,7 +313,8 @@ def main() -> None:
         "goals": goals(rows),
     }
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{datetime.date.today().isoformat()}-streams.json"
+    pinned = "-pinned" if plan.cores.load else ""
+    path = RESULTS / f"{datetime.date.today().isoformat()}-streams{pinned}.json"
     path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     print(f"\nwrote {path}\n")
     print(markdown(report))

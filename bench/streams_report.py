@@ -153,6 +153,17 @@ def goals_table(found: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def profiles(rows: list[Row]) -> str:
+    """One line per profiled row: the packages whose own code ran most (py-spy)."""
+    lines = []
+    for row in rows:
+        if "profile" in row:
+            top = list(row["profile"]["self"].items())[:8]
+            said = ", ".join(f"{name} {share}%" for name, share in top)
+            lines.append(f"profile of {row['scenario']}, self time by package: {said}\n")
+    return "".join(lines)
+
+
 def markdown(report: dict[str, Any]) -> str:
     cores = "; ".join(f"{k}: {v}" for k, v in report["cores"].items())
     skipped = "".join(f"\n{k}: skipped, {v}" for k, v in report["peers_skipped"].items())
@@ -161,4 +172,6 @@ def markdown(report: dict[str, Any]) -> str:
         + results_table(report["results"])
         + "\n"
         + goals_table(report["goals"])
+        + "\n"
+        + profiles(report["results"])
     )

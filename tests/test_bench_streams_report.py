@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from bench.profile import shares
 from bench.streams import core_plan
 from bench.streams_report import add_ratios, goals, markdown, results_table
 
@@ -124,3 +125,24 @@ def test_pinning_keeps_the_load_off_the_gateways_cores(
 ) -> None:
     plan = core_plan(pin, cores)
     assert (plan.load, plan.one_worker, plan.two_workers) == (load, one, two)
+
+
+def test_a_profile_is_summed_by_the_package_of_the_running_frame() -> None:
+    collapsed = "\n".join(
+        [
+            'process 1:"python -m llmgw";run (trio/_core/_run.py:1);relay (llmgw/relay.py:2) 3',
+            'process 1:"python -m llmgw";run (trio/_core/_run.py:1);'
+            "__init__ (<attrs generated methods trio._core._run.Task>:4) 5",
+            "run (trio/_core/_run.py:1);relay (llmgw/relay.py:2);"
+            "receive (httpcore/_async/http11.py:9);__exit__ (contextlib.py:3) 2",
+            'process 1:"python -m llmgw" 7',  # no frame of its own: not a sample
+        ]
+    )
+    found = shares(collapsed)
+    assert found["self"] == {"trio": 50.0, "llmgw": 30.0, "python": 20.0}
+    assert found["inclusive"]["trio"] == 100.0
+    assert found["inclusive"]["llmgw"] == 50.0
+    assert found["inclusive"]["httpcore"] == 20.0
+    assert next(iter(found["functions"])) == (
+        "__init__ (<attrs generated methods trio._core._run.Task>:4)"
+    )
