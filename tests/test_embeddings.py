@@ -11,6 +11,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.support.fake_embeddings import fake_vector
@@ -329,3 +330,24 @@ async def test_a_gemini_batch_over_its_limit_goes_elsewhere(start_fake: FakeStar
     assert alone.status_code == 400
     assert "at most 100" in alone.json()["error"]["message"]
     assert gemini.requests == []
+
+
+@pytest.mark.parametrize("values", [["0.5"], [None], [[0.5]], [1e39]])
+async def test_a_vector_that_is_not_floats_fails_over(
+    start_fake: FakeStarter, values: list[Any]
+) -> None:
+    # Only the list and its vectors were checked: the client's base64 (the SDKs' default) was
+    # then encoded outside the exchange and failed there, a 500 with no failover, and the
+    # provider was credited with a success.
+    garbage = {"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": values}]}
+    mistral = await start_fake("mistral", Behaviour(body=orjson.dumps(garbage)))
+    gemini = await start_fake("gemini")
+    async with running_gateway(provider_env(gemini=gemini, mistral=mistral)) as gw:
+        events = capture_events(gw)
+        answers = [
+            await gw.client.post("/v1/embeddings", json={"input": "x", "encoding_format": fmt})
+            for fmt in ("base64", "base64", "float", "float")
+        ]
+    assert [a.status_code for a in answers] == [200] * 4
+    assert {a.headers["x-provider"] for a in answers} == {"gemini"}
+    assert [e.outcome for e in events if e.provider == "mistral"] == ["invalid_response"] * 2
