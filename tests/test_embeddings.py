@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
+import trio
 
 from tests.support.fake_embeddings import fake_vector
 from tests.support.fake_provider import Behaviour
@@ -20,6 +21,7 @@ from tests.support.gateway import (
     FAST,
     FakeStarter,
     capture_events,
+    eventually,
     provider_env,
     running_gateway,
     sdk_gateway,
@@ -351,3 +353,33 @@ async def test_a_vector_that_is_not_floats_fails_over(
     assert [a.status_code for a in answers] == [200] * 4
     assert {a.headers["x-provider"] for a in answers} == {"gemini"}
     assert [e.outcome for e in events if e.provider == "mistral"] == ["invalid_response"] * 2
+
+
+async def test_a_provider_with_embeddings_only_is_never_asked_for_a_chat_model(
+    start_fake: FakeStarter, tmp_path: Path
+) -> None:
+    # Its model is "": /v1/models listed "local/" (a name every request refuses), the model
+    # check marked "" as not listed, and the prober sent chat probes asking for model "".
+    local, gemini = await start_fake("local", Behaviour(status=500)), await start_fake("gemini")
+    local.models = ["nomic-embed-text", "all-minilm"]
+    config = tmp_path / "llmgw.yaml"
+    config.write_text(CONFIG.format(url=local.base_url, gemini=gemini.base_url))
+    env = {
+        **provider_env(gemini=gemini),
+        "CONFIG_PATH": str(config),
+        "CIRCUIT_FAILURE_THRESHOLD": "1",
+        "CIRCUIT_PROBE_INTERVAL_SECONDS": "0.1",
+        "MODEL_CHECK_INTERVAL_SECONDS": "60",
+    }
+    async with running_gateway(env) as gw:
+        failed = await gw.client.post("/v1/embeddings", json={"model": "all-minilm", "input": "x"})
+        await eventually(
+            lambda: gw.state.model_check is not None and gw.state.model_check.rounds > 0
+        )
+        await trio.sleep(0.5)  # a few of the prober's rounds
+        listed = (await gw.client.get("/v1/models")).json()["data"]
+        marks = dict(gw.state.table.unavailable_models)
+    assert failed.status_code == 503
+    assert "local/" not in [model["id"] for model in listed]
+    assert not [key for key in marks if key[0].startswith("local")]
+    assert [r.path for r in local.requests if not r.path.endswith("/embeddings")] == ["/v1/models"]
