@@ -89,11 +89,6 @@ class Source:
 # source, its head read, or None when no route can continue it.
 Continuer = Callable[[Transcript], Awaitable[Source | None]]
 
-# The most an upstream may send without completing an event: room for one event of the largest
-# size and as much again of comments and keep-alives. Past it the stream is broken (before its
-# first event the walk moves on), however fast the bytes come.
-MAX_BYTES_BETWEEN_EVENTS = 2 * MAX_EVENT_BYTES
-
 
 class StreamRelay:
     """An async iterator of SSE bytes for the client. No cancel scope spans a yield: each upstream
