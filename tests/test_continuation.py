@@ -199,3 +199,26 @@ async def test_a_garbled_event_mid_stream_is_dropped_and_logged(
     assert len(cerebras.requests) == 0
     assert [e.outcome for e in events] == ["success"]
     assert "malformed stream events dropped" in caplog.text
+
+
+async def test_a_regenerated_answer_that_differs_in_its_first_event_is_no_provider_failure(
+    start_fake: FakeStarter,
+) -> None:
+    # Gemini's first event carries text already, so the mismatch is found while the
+    # continuation's head is read: it was an unexpected SpliceRefused, a gateway_error that
+    # counted against Gemini's circuit (opened here, at a threshold of 1), for an answer that
+    # merely differed.
+    groq = await start_fake("groq", Behaviour(tokens=5, truncate_after=3))
+    gemini = await start_fake("gemini", Behaviour(tokens=5, text="other"))
+    env = {**provider_env(groq=groq, gemini=gemini), **FAST, "CIRCUIT_FAILURE_THRESHOLD": "1"}
+    async with running_gateway(env) as gw:
+        events = capture_events(gw)
+        async with gw.client.stream(
+            "POST", "/v1/chat/completions", json={"messages": MESSAGES, "stream": True}
+        ) as response:
+            body = (await response.aread()).decode()
+        breaker = await gw.state.table.breaker("gemini#1")
+    assert "other" not in body, "never a second, different answer"
+    assert "the provider's stream failed after it started" in body
+    assert [e.outcome for e in events] == ["invalid_response", "not_supported"]
+    assert breaker.trips == 0, "a different answer is no failure of the provider"

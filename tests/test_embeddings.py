@@ -11,7 +11,9 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+import trio
 
 from tests.support.fake_embeddings import fake_vector
 from tests.support.fake_provider import Behaviour
@@ -19,6 +21,7 @@ from tests.support.gateway import (
     FAST,
     FakeStarter,
     capture_events,
+    eventually,
     provider_env,
     running_gateway,
     sdk_gateway,
@@ -329,3 +332,54 @@ async def test_a_gemini_batch_over_its_limit_goes_elsewhere(start_fake: FakeStar
     assert alone.status_code == 400
     assert "at most 100" in alone.json()["error"]["message"]
     assert gemini.requests == []
+
+
+@pytest.mark.parametrize("values", [["0.5"], [None], [[0.5]], [1e39]])
+async def test_a_vector_that_is_not_floats_fails_over(
+    start_fake: FakeStarter, values: list[Any]
+) -> None:
+    # Only the list and its vectors were checked: the client's base64 (the SDKs' default) was
+    # then encoded outside the exchange and failed there, a 500 with no failover, and the
+    # provider was credited with a success.
+    garbage = {"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": values}]}
+    mistral = await start_fake("mistral", Behaviour(body=orjson.dumps(garbage)))
+    gemini = await start_fake("gemini")
+    async with running_gateway(provider_env(gemini=gemini, mistral=mistral)) as gw:
+        events = capture_events(gw)
+        answers = [
+            await gw.client.post("/v1/embeddings", json={"input": "x", "encoding_format": fmt})
+            for fmt in ("base64", "base64", "float", "float")
+        ]
+    assert [a.status_code for a in answers] == [200] * 4
+    assert {a.headers["x-provider"] for a in answers} == {"gemini"}
+    assert [e.outcome for e in events if e.provider == "mistral"] == ["invalid_response"] * 2
+
+
+async def test_a_provider_with_embeddings_only_is_never_asked_for_a_chat_model(
+    start_fake: FakeStarter, tmp_path: Path
+) -> None:
+    # Its model is "": /v1/models listed "local/" (a name every request refuses), the model
+    # check marked "" as not listed, and the prober sent chat probes asking for model "".
+    local, gemini = await start_fake("local", Behaviour(status=500)), await start_fake("gemini")
+    local.models = ["nomic-embed-text", "all-minilm"]
+    config = tmp_path / "llmgw.yaml"
+    config.write_text(CONFIG.format(url=local.base_url, gemini=gemini.base_url))
+    env = {
+        **provider_env(gemini=gemini),
+        "CONFIG_PATH": str(config),
+        "CIRCUIT_FAILURE_THRESHOLD": "1",
+        "CIRCUIT_PROBE_INTERVAL_SECONDS": "0.1",
+        "MODEL_CHECK_INTERVAL_SECONDS": "60",
+    }
+    async with running_gateway(env) as gw:
+        failed = await gw.client.post("/v1/embeddings", json={"model": "all-minilm", "input": "x"})
+        await eventually(
+            lambda: gw.state.model_check is not None and gw.state.model_check.rounds > 0
+        )
+        await trio.sleep(0.5)  # a few of the prober's rounds
+        listed = (await gw.client.get("/v1/models")).json()["data"]
+        marks = dict(gw.state.table.unavailable_models)
+    assert failed.status_code == 503
+    assert "local/" not in [model["id"] for model in listed]
+    assert not [key for key in marks if key[0].startswith("local")]
+    assert [r.path for r in local.requests if not r.path.endswith("/embeddings")] == ["/v1/models"]

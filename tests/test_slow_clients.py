@@ -145,3 +145,29 @@ def test_a_pool_timeout_of_httpx_is_the_gateway_busy_not_the_provider_slow() -> 
     failure = failure_of(httpx.PoolTimeout("no connection available"))
     assert failure.outcome is Outcome.GATEWAY_BUSY
     assert not Outcome.GATEWAY_BUSY.is_provider_failure
+
+
+async def test_a_continued_stream_cut_at_the_deadline_is_recorded_as_cut(
+    nursery: trio.Nursery, start_fake: FakeStarter
+) -> None:
+    # The continuation's exchange joins `held` after the relay's interrupt callback, so it was
+    # closed first, with no word on how it ended: the cut was recorded as client_cancelled.
+    groq: FakeProvider = await start_fake("groq", Behaviour(tokens=5, truncate_after=3))
+    hostile = HostileProvider(Hostile(endless_stream()))
+    await nursery.start(hostile.serve)
+    env = {
+        **provider_env(groq=groq),
+        "MISTRAL_API_KEY": "k",
+        "MISTRAL_BASE_URL": hostile.base_url + "/v1",
+        "REQUEST_DEADLINE_SECONDS": "1",
+    }
+    async with running_gateway(env) as gw:
+        events = capture_events(gw)
+        async with await stalled_reader(gw.url, {**STREAM, "model": "auto"}) as client:
+            await eventually(lambda: bool(hostile.let_go_at), timeout=10)
+            await eventually(lambda: len(events) == 2)
+            with trio.fail_after(5):
+                await read_until_closed(client)
+    assert [event.provider for event in events] == ["groq", "mistral"]
+    assert events[1].outcome == "deadline_exceeded"
+    assert [event.final for event in events] == [False, True]

@@ -41,8 +41,6 @@ METRICS_CHANNEL_SIZE = 10_000
 # the task right after the gateway closes (and quart-trio after 5 s in any case).
 METRICS_DRAIN_SECONDS = 4.0
 
-log = logging.getLogger("llmgw.metrics")
-
 # What a reload changes: who serves what, and who may ask. The rest (the server, timeouts, file
 # paths, logging) is read once, at start-up.
 RELOADED = (

@@ -62,6 +62,10 @@ class CircuitProber:
         table = self.table
         async with trio.open_nursery() as nursery:
             for route in table.routes:
+                if not route.provider.model:
+                    # Embeddings only: no chat model to probe with. A request after the
+                    # cooldown is its probe (half-open).
+                    continue
                 breaker = await table.breaker(route.id)
                 if breaker.trips and await self._claim(table, route):
                     nursery.start_soon(self._probe, table, route)

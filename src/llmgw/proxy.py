@@ -260,8 +260,13 @@ class Proxy:
             translator = adapter.stream_translator(provider, run.chat, exchange.attempt.model)
             source = Source(exchange, translator)
             await source.read_head()
-            # Committed: the exchange now lives as long as the client's response.
-            run.holder.push_async_exit(attempt.pop_all())
+            # Committed: the exchange now lives as long as the client's response. So do those of
+            # its continuations, in a stack of their own: whatever the caller puts in `holder`
+            # after this answer (the relay's interrupt) runs before any of them is closed.
+            exchanges = AsyncExitStack()
+            exchanges.push_async_exit(attempt.pop_all())
+            run.holder.push_async_exit(exchanges)
+            run.holder = exchanges
         answer = self._answer(exchange, 200, b"")
         answer.stream = StreamRelay(source, self.redact, partial(self._continue, run))
         return answer

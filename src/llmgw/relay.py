@@ -73,9 +73,13 @@ class Source:
         exchange = self.exchange
         late = "no stream event before the first-token timeout"
         while self.translator.events == 0 and not self.ended:
-            parts.append(
-                self.translate(await exchange.next_chunk(exchange.limits.first_byte_at, late))
-            )
+            chunk = await exchange.next_chunk(exchange.limits.first_byte_at, late)
+            try:
+                parts.append(self.translate(chunk))
+            except SpliceRefused as refused:
+                # A continuation that cannot join the stream (as the relay's NOT_SUPPORTED,
+                # below): no failure of the provider, whose answer merely differs.
+                raise AttemptFailure(Outcome.NOT_SUPPORTED, str(refused)) from None
         self.head = b"".join(parts)
         exchange.attempt.ttfb_ms = exchange.elapsed_ms()
         exchange.committed = True
@@ -84,11 +88,6 @@ class Source:
 # Asked for a continuation of the client's stream once the current source broke: the next
 # source, its head read, or None when no route can continue it.
 Continuer = Callable[[Transcript], Awaitable[Source | None]]
-
-# The most an upstream may send without completing an event: room for one event of the largest
-# size and as much again of comments and keep-alives. Past it the stream is broken (before its
-# first event the walk moves on), however fast the bytes come.
-MAX_BYTES_BETWEEN_EVENTS = 2 * MAX_EVENT_BYTES
 
 
 class StreamRelay:

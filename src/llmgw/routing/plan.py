@@ -148,7 +148,8 @@ def public_models(table: RouteTable) -> list[PublicModel]:
         ]
         declared = (model for model, _ in provider.models)
         for model in (provider.model, *declared, *members, *provider.embedding_models):
-            names.setdefault(f"{provider.name}/{model}", provider.name)
+            if model:  # a provider with embeddings only has no chat model of its own
+                names.setdefault(f"{provider.name}/{model}", provider.name)
     return [PublicModel(name, owner) for name, owner in names.items()]
 
 

@@ -112,8 +112,9 @@ class RouteTable:
         return [route for route in self.routes if route.provider_name == provider]
 
     def models_of(self, route: Route) -> list[str]:
-        """The models this gateway may ask a route for: its provider's own, then its groups'."""
-        models = [route.provider.model]
+        """The chat models this gateway may ask a route for: its provider's own (none for a
+        provider of the file that declares only embeddings), then its groups'."""
+        models = [route.provider.model] if route.provider.model else []
         for group in self.groups.values():
             for member in group.members:
                 if member.provider == route.provider_name and member.model not in models:

@@ -6,6 +6,7 @@ it is checked, not rewritten."""
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from llmgw.providers.base import (
@@ -48,7 +49,8 @@ class OpenAIEmbeddingsAdapter(NotStreamed):
 
 
 def check_embedding_list(payload: Any) -> None:
-    """OpenAI's list of embeddings, each a vector of floats; UpstreamProtocolError if not."""
+    """OpenAI's list of embeddings, each a vector of floats (each within float32's range);
+    UpstreamProtocolError if not."""
     data = payload.get("data") if isinstance(payload, dict) else None
     if not isinstance(data, list) or not data:
         raise UpstreamProtocolError("the provider's answer has no embeddings")
@@ -56,3 +58,10 @@ def check_embedding_list(payload: Any) -> None:
         vector = item.get("embedding") if isinstance(item, dict) else None
         if not isinstance(vector, list) or not vector:
             raise UpstreamProtocolError("the provider sent an embedding that is not a vector")
+        try:
+            # Numbers a float32 holds, as OpenAI's base64 carries them (checked at C speed).
+            struct.pack(f"<{len(vector)}f", *vector)
+        except (struct.error, OverflowError):
+            raise UpstreamProtocolError(
+                "the provider sent a vector that is not of floats"
+            ) from None
