@@ -8,8 +8,7 @@ The fake's Gemini mode refuses what the real API refuses (unknown fields, enum o
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import openai
@@ -19,7 +18,13 @@ import trio
 
 from tests.support.fake_gemini import FAKE_THOUGHT_SIGNATURE
 from tests.support.fake_provider import Behaviour, FakeProvider, Safety
-from tests.support.gateway import FakeStarter, RunningGateway, provider_env, running_gateway
+from tests.support.gateway import (
+    FakeStarter,
+    RunningGateway,
+    provider_env,
+    running_gateway,
+    sdk_gateway,
+)
 
 MESSAGES: Any = [
     {"role": "system", "content": "Be brief."},
@@ -44,14 +49,11 @@ WEATHER_TOOL: Any = {
 PARIS = {"name": "weather", "args": {"city": "Paris"}}
 
 
-@asynccontextmanager
-async def sdk(**fakes: FakeProvider) -> AsyncIterator[tuple[openai.AsyncOpenAI, RunningGateway]]:
-    async with running_gateway(provider_env(**fakes)) as gw:
-        client = openai.AsyncOpenAI(base_url=gw.v1, api_key="unused", max_retries=0)
-        try:
-            yield client, gw
-        finally:
-            await client.close()
+def sdk(
+    **fakes: FakeProvider,
+) -> AbstractAsyncContextManager[tuple[openai.AsyncOpenAI, RunningGateway]]:
+    """The SDK in front of a gateway serving `fakes`."""
+    return sdk_gateway(provider_env(**fakes))
 
 
 # --- text ---------------------------------------------------------------------------------------

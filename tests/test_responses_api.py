@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -24,6 +23,7 @@ from tests.support.gateway import (
     eventually,
     provider_env,
     running_gateway,
+    sdk_gateway,
 )
 
 WEATHER: Any = {
@@ -41,14 +41,11 @@ WEATHER: Any = {
 PARIS = {"name": "weather", "args": {"city": "Paris"}}
 
 
-@asynccontextmanager
-async def sdk(**fakes: FakeProvider) -> AsyncIterator[tuple[openai.AsyncOpenAI, RunningGateway]]:
-    async with running_gateway(provider_env(**fakes)) as gw:
-        client = openai.AsyncOpenAI(base_url=gw.v1, api_key="unused", max_retries=0)
-        try:
-            yield client, gw
-        finally:
-            await client.close()
+def sdk(
+    **fakes: FakeProvider,
+) -> AbstractAsyncContextManager[tuple[openai.AsyncOpenAI, RunningGateway]]:
+    """The SDK in front of a gateway serving `fakes`."""
+    return sdk_gateway(provider_env(**fakes))
 
 
 async def test_create_answers_text_with_usage_from_the_chat_route(start_fake: FakeStarter) -> None:
