@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
 from llmgw.chat_request import parse_chat_request
@@ -520,11 +520,16 @@ sse_like = st.lists(
 
 @PROPERTIES
 @given(st.one_of(st.binary(max_size=300), sse_like), st.lists(st.integers(0, 10_000), max_size=5))
+# Found by CI: a third LF after an event's blank line stayed pending or not, depending on the split.
+@example(data=b"c\n\n\n", cuts=[3])
+@example(data=b"\n\n\n", cuts=[2])
 def test_the_sse_decoder_takes_any_bytes_split_anywhere(data: bytes, cuts: list[int]) -> None:
     edges = [0, *sorted(cut % (len(data) + 1) for cut in cuts), len(data)]
     split, whole = SSEDecoder(), SSEDecoder()
     pieces = [piece for a, b in itertools.pairwise(edges) for piece in split.feed(data[a:b])]
     at_once = whole.feed(data)
     if without_bare_cr(data):
-        assert [piece.data for piece in pieces] == [piece.data for piece in at_once]
+        assert [(piece.data, piece.raw) for piece in pieces] == [
+            (piece.data, piece.raw) for piece in at_once
+        ]
         assert split.pending.replace(b"\r\n", b"\n") == whole.pending.replace(b"\r\n", b"\n")

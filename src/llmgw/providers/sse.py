@@ -66,9 +66,14 @@ class SSEDecoder:
             complete = bytes(self._buffer[:end])
             del self._buffer[: end + 2]
             for block in complete.split(b"\n\n"):
+                block = block.strip(b"\n")
                 event = parse_block(block) if block else None
                 if event is not None:
                     events.append(event)
+        # Extra blank lines dispatch nothing. Dropping them keeps the pending bytes and each
+        # block's raw bytes the same however the stream was split.
+        if self._buffer[:1] == b"\n":
+            del self._buffer[: len(self._buffer) - len(self._buffer.lstrip(b"\n"))]
         if len(self._buffer) > MAX_EVENT_BYTES:
             # An upstream that never ends its event would otherwise grow us without bound.
             raise SSEError(f"an event over {MAX_EVENT_BYTES} bytes")
