@@ -146,14 +146,15 @@ class Exchange:
                     Outcome.GATEWAY_BUSY, "every connection to the provider in use"
                 ) from None
         self._slots = upstream.slots
-        client = upstream.client
-        request = client.build_request(
-            call.method, call.url, headers=call.headers, content=call.content
-        )
+        timeouts = dict(upstream.timeouts)
         with trio.move_on_at(self.limits.first_byte_at) as first_byte:
-            self._response = await client.send(request, stream=True)
+            self._response = await upstream.send(
+                call.method, call.url, call.headers, call.content, timeouts
+            )
         if first_byte.cancelled_caught:
             raise self.timed_out("no response before the first-byte timeout")
+        # From here httpcore times each read of the body (see next_chunk).
+        timeouts["read"] = self.limits.idle_seconds
         self.attempt.status = self.response.status_code
         self.attempt.ttfb_ms = self.elapsed_ms()
         # A provider may say in any answer that a quota is spent (or, on a 429, when to retry),
@@ -188,13 +189,21 @@ class Exchange:
     async def next_chunk(
         self, by: float | None = None, late: str = "the response body stalled"
     ) -> bytes | None:
-        """The next piece of the body (None at its end), before `by` or the idle limit."""
-        if by is None:
-            by = min(self._clock() + self.limits.idle_seconds, self.limits.deadline)
+        """The next piece of the body (None at its end), before `by` or the idle limit.
+
+        The idle limit is httpcore's read timeout (set in `send`), which times each read in a
+        cancel scope of its own anyway: a second scope here would cost a tenth of a streamed
+        event's CPU. One is opened only for an earlier bound (`by`, or the request's deadline
+        coming sooner than the idle limit)."""
         if self._body is None:
-            self._body = self.response.aiter_bytes()
-        with trio.move_on_at(by) as waited:
-            chunk = await anext(self._body, None)
+            self._body = _body(self.response)
+        try:
+            if by is None and self._clock() + self.limits.idle_seconds <= self.limits.deadline:
+                return await anext(self._body, None)
+            with trio.move_on_at(self.limits.deadline if by is None else by) as waited:
+                chunk = await anext(self._body, None)
+        except httpx.ReadTimeout:
+            raise self.timed_out(late) from None
         if waited.cancelled_caught:
             raise self.timed_out(late)
         return chunk
@@ -298,6 +307,16 @@ class Exchange:
             completion_tokens=usage.completion_tokens if usage else None,
             final=False,
         )
+
+
+def _body(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The pieces of a response's body as they come. A body that is not compressed (nothing
+    asks for compression: see upstream) is read as httpcore hands it over, without httpx's
+    decoding layers."""
+    stream = response.stream
+    if isinstance(stream, httpx.AsyncByteStream) and "content-encoding" not in response.headers:
+        return aiter(stream)
+    return response.aiter_bytes()
 
 
 @asynccontextmanager

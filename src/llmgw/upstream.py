@@ -5,6 +5,13 @@ streams, clients that stopped reading) cannot take the connections another provi
 pool is bounded by slots that an exchange takes before it sends and gives back when it closes;
 the wait for a slot is the gateway's own, measured apart from the provider's time, so that it is
 never taken for the provider's slowness.
+
+Requests on the hot path (`Upstream.send`) go to httpx's transport, below its client: the
+client's layers (cookies, which one client serving every user must never keep anyway; auth;
+redirects, which the gateway does not follow; event hooks) cost a tenth of a request's CPU and
+do nothing here. The probes and model checks use a client over the same transport, and so the
+same connections. Nothing asks for compressed answers: a stream's events are relayed as they
+come, with no decoder in between.
 """
 
 from __future__ import annotations
@@ -20,17 +27,42 @@ import trio
 from llmgw import __version__
 from llmgw.config import Settings
 
-# Idle keep-alive connections kept per provider, at most (never more than its connections).
-KEEP_ALIVE_CONNECTIONS = 20
+# An idle connection is closed after this long. Every connection the provider's load needed is
+# kept until then: opening one again costs a TLS handshake, far more than an idle socket.
+KEEP_ALIVE_SECONDS = 5.0
+_HEADERS = {"user-agent": f"llmgw/{__version__}", "accept": "*/*"}
 
 
 @dataclass(frozen=True)
 class Upstream:
     """One provider's pool, and the slots that bound it."""
 
-    client: httpx.AsyncClient
+    transport: httpx.AsyncHTTPTransport
+    client: httpx.AsyncClient  # over `transport`: for what is not on the hot path
     slots: trio.Semaphore
     slot_wait_seconds: float  # the longest wait for a free slot, within the first-byte limit
+    timeouts: dict[str, float | None]  # httpx's per-request timeouts, as its transport takes them
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        content: bytes,
+        timeouts: dict[str, float | None],
+    ) -> httpx.Response:
+        """Send a request; the response, once its headers are in (its body not read yet).
+        `timeouts` (a copy of `self.timeouts`) stays the request's: httpcore looks up its
+        `read` entry when it starts to read the body, so a read timeout set once the headers
+        are in times each read of the body, and not the wait for the headers."""
+        request = httpx.Request(
+            method,
+            url,
+            headers={**_HEADERS, **headers},
+            content=content,
+            extensions={"timeout": timeouts},
+        )
+        return await self.transport.handle_async_request(request)
 
 
 class Upstreams:
@@ -45,10 +77,22 @@ class Upstreams:
         pool = self._pools.get(provider)
         if pool is None:
             settings = self._settings
+            timeout = _timeout(settings)
+            transport = httpx.AsyncHTTPTransport(
+                limits=httpx.Limits(
+                    max_connections=settings.upstream_max_connections,
+                    max_keepalive_connections=settings.upstream_max_connections,
+                    keepalive_expiry=KEEP_ALIVE_SECONDS,
+                ),
+                # Proxies from the environment would silently reroute provider traffic.
+                trust_env=False,
+            )
             pool = Upstream(
-                _client(settings),
+                transport,
+                _client(transport, timeout),
                 trio.Semaphore(settings.upstream_max_connections),
                 settings.upstream_connect_timeout_seconds,
+                timeout.as_dict(),
             )
             self._pools[provider] = pool
         return pool
@@ -69,24 +113,20 @@ async def open_upstreams(settings: Settings) -> AsyncIterator[Upstreams]:
         await upstreams.aclose()
 
 
-def _client(settings: Settings) -> httpx.AsyncClient:
-    connections = settings.upstream_max_connections
+def _timeout(settings: Settings) -> httpx.Timeout:
+    # The first byte and the gaps in a body are timed by the exchange with trio; httpx times the
+    # connect, and the pool as a backstop (the slots keep it from waiting).
+    seconds = settings.upstream_connect_timeout_seconds
+    return httpx.Timeout(None, connect=seconds, pool=seconds)
+
+
+def _client(transport: httpx.AsyncHTTPTransport, timeout: httpx.Timeout) -> httpx.AsyncClient:
     client = httpx.AsyncClient(
-        # The first byte and the gaps in a body are timed by the exchange with trio; httpx
-        # times the connect, and the pool as a backstop (the slots keep it from waiting).
-        timeout=httpx.Timeout(
-            None,
-            connect=settings.upstream_connect_timeout_seconds,
-            pool=settings.upstream_connect_timeout_seconds,
-        ),
-        limits=httpx.Limits(
-            max_connections=connections,
-            max_keepalive_connections=min(KEEP_ALIVE_CONNECTIONS, connections),
-        ),
-        # Proxies from the environment would silently reroute provider traffic.
+        transport=transport,
+        timeout=timeout,
         trust_env=False,
         follow_redirects=False,
-        headers={"user-agent": f"llmgw/{__version__}"},
+        headers=_HEADERS,
     )
     # One client serves every user: a cookie set by a provider for one request must never ride
     # along on another's.
