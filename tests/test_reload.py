@@ -55,6 +55,9 @@ async def test_sighup_reloads_the_file_and_a_broken_one_keeps_the_old(
         "WORKERS": workers,
     }
     async with gateway_process(env, cwd=str(tmp_path)) as gw:
+        # The gateway answers as soon as one worker does; a worker still starting would read
+        # the broken file below as its first configuration, and refuse to start.
+        await eventually(lambda: gw.log.count("Running on") == int(workers), timeout=30)
         assert await served_by(gw) == {"groq"}
 
         path.write_text("groups: {team: {members: [nobody/x]}}\n")
