@@ -172,3 +172,36 @@ async def test_a_write_cancelled_half_way_resets_the_connection(
                 except trio.BrokenResourceError:
                     pass  # the reset: what a cut frame must end with
     assert reset == [True]
+
+
+async def test_a_held_lock_or_a_gone_connection_leaves_the_piece_to_hypercorn() -> None:
+    # hypercorn holds the send lock while it writes (the response's start, its end): the edge
+    # must not wait for it nor write between its bytes. A connection already gone is
+    # hypercorn's to find out and report; the edge says "not written" and resets nothing.
+    ours, theirs = trio.socket.socketpair()
+    stream, peer = trio.SocketStream(ours), trio.SocketStream(theirs)
+    lock = trio.Lock()
+
+    async def send(message: object) -> None:
+        raise AssertionError("not called")
+
+    body = DirectBody(send, stream, lock, chunked=True)
+    release = trio.Event()
+
+    async def hypercorn_writing(task_status: trio.TaskStatus[None]) -> None:
+        async with lock:
+            task_status.started()
+            await release.wait()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hypercorn_writing)
+        assert await body.write(b"held") is False
+        release.set()
+    assert await body.write(b"data: 1\n\n") is True
+    assert await peer.receive_some(100) == b"9\r\ndata: 1\n\n\r\n"
+    assert not lock.locked()
+
+    await stream.aclose()
+    assert await body.write(b"late") is False
+    assert not lock.locked()
+    await peer.aclose()
