@@ -12,15 +12,26 @@ redirects, which the gateway does not follow; event hooks) cost a tenth of a req
 do nothing here. The probes and model checks use a client over the same transport, and so the
 same connections. Nothing asks for compressed answers: a stream's events are relayed as they
 come, with no decoder in between.
+
+Below the transport, the connections are the gateway's own `ConnectionStack`, not httpcore's
+pool: that pool looks at every connection it holds on each request and each response's end,
+and for each idle one counts them all again, so with a few hundred streams' connections kept
+alive a request cost it milliseconds (bench/README.md, "Streams at scale"). The slots already
+bound how many requests run, so the stack needs no queue: it hands out the connection used
+last, or opens one, in constant time.
 """
 
 from __future__ import annotations
 
 import http.cookiejar
+import ssl
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
+import httpcore
 import httpx
 import trio
 
@@ -37,7 +48,7 @@ _HEADERS = {"user-agent": f"llmgw/{__version__}", "accept": "*/*"}
 class Upstream:
     """One provider's pool, and the slots that bound it."""
 
-    transport: httpx.AsyncHTTPTransport
+    transport: StackTransport
     client: httpx.AsyncClient  # over `transport`: for what is not on the hot path
     slots: trio.Semaphore
     slot_wait_seconds: float  # the longest wait for a free slot, within the first-byte limit
@@ -65,6 +76,135 @@ class Upstream:
         return await self.transport.handle_async_request(request)
 
 
+class ConnectionStack:
+    """Kept-alive HTTP/1.1 connections to a provider, used again most recent first: a request
+    takes a free one, or a new one when none is free, and gives it back when its response is
+    closed with the body read to the end (otherwise httpcore has closed it). A connection that
+    expired or that the server closed is dropped when it is next looked at; each time one is
+    given back, the longest-idle one is looked at too, so idle ones do not pile up. As
+    httpcore's pool, it serves httpx's transport (`StackTransport`)."""
+
+    def __init__(self, ssl_context: ssl.SSLContext, keepalive_expiry: float) -> None:
+        self._ssl_context = ssl_context
+        self._expiry = keepalive_expiry
+        self._idle: dict[_Key, deque[httpcore.AsyncHTTPConnection]] = {}
+        self._open: set[httpcore.AsyncHTTPConnection] = set()
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._open)
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        origin = request.url.origin
+        while True:
+            connection = await self._take(origin)
+            try:
+                response = await connection.handle_async_request(request)
+            except httpcore.ConnectionNotAvailable:
+                await self._drop(connection)  # it closed as it was taken: another
+                continue
+            except BaseException:
+                await self._drop(connection)
+                raise
+            stream = _Returned(response.stream, connection, origin, self)
+            return httpcore.Response(
+                response.status,
+                headers=response.headers,
+                content=stream,
+                extensions=response.extensions,
+            )
+
+    async def _take(self, origin: httpcore.Origin) -> httpcore.AsyncHTTPConnection:
+        idle = self._idle.get(_key(origin))
+        while idle:
+            connection = idle.pop()
+            if connection.is_available() and not connection.has_expired():
+                return connection
+            await self._drop(connection)
+        connection = httpcore.AsyncHTTPConnection(
+            origin, ssl_context=self._ssl_context, keepalive_expiry=self._expiry
+        )
+        self._open.add(connection)
+        return connection
+
+    async def give_back(
+        self, connection: httpcore.AsyncHTTPConnection, origin: httpcore.Origin
+    ) -> None:
+        if not connection.is_idle():
+            self._open.discard(connection)  # httpcore closed it: the body was not read out
+            return
+        idle = self._idle.setdefault(_key(origin), deque())
+        if idle and idle[0].has_expired():
+            await self._drop(idle.popleft())
+        idle.append(connection)
+
+    async def _drop(self, connection: httpcore.AsyncHTTPConnection) -> None:
+        self._open.discard(connection)
+        with trio.CancelScope(shield=True):
+            await connection.aclose()
+
+    async def __aenter__(self) -> ConnectionStack:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        connections, self._open = self._open, set()
+        self._idle.clear()
+        with trio.CancelScope(shield=True):
+            for connection in connections:
+                await connection.aclose()
+
+
+_Key = tuple[bytes, bytes, int]
+
+
+def _key(origin: httpcore.Origin) -> _Key:
+    return origin.scheme, origin.host, origin.port  # an Origin is not hashable
+
+
+class _Returned:
+    """A response's body whose connection goes back to its stack once the response is closed.
+    Iterated, it is httpcore's own iterator: nothing is added to each read."""
+
+    def __init__(
+        self,
+        stream: Any,  # httpcore's: an async iterable of bytes, with an aclose
+        connection: httpcore.AsyncHTTPConnection,
+        origin: httpcore.Origin,
+        stack: ConnectionStack,
+    ) -> None:
+        self._stream = stream
+        self._connection: httpcore.AsyncHTTPConnection | None = connection
+        self._origin = origin
+        self._stack = stack
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        iterator: AsyncIterator[bytes] = self._stream.__aiter__()
+        return iterator
+
+    async def aclose(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            await self._stream.aclose()
+        finally:
+            await self._stack.give_back(connection, self._origin)
+
+
+class StackTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport (requests and responses converted, httpcore's errors turned into
+    httpx's) over a ConnectionStack instead of httpcore's pool."""
+
+    def __init__(self, keepalive_expiry: float) -> None:
+        # Proxies from the environment would silently reroute provider traffic.
+        super().__init__(trust_env=False)
+        self.stack = ConnectionStack(httpx.create_ssl_context(trust_env=False), keepalive_expiry)
+        self._pool = self.stack  # type: ignore[assignment]
+
+
 class Upstreams:
     """Each provider's Upstream, made the first time the provider is named: a reloaded
     configuration may bring providers the gateway did not start with. `aclose` closes them all."""
@@ -78,15 +218,7 @@ class Upstreams:
         if pool is None:
             settings = self._settings
             timeout = _timeout(settings)
-            transport = httpx.AsyncHTTPTransport(
-                limits=httpx.Limits(
-                    max_connections=settings.upstream_max_connections,
-                    max_keepalive_connections=settings.upstream_max_connections,
-                    keepalive_expiry=KEEP_ALIVE_SECONDS,
-                ),
-                # Proxies from the environment would silently reroute provider traffic.
-                trust_env=False,
-            )
+            transport = StackTransport(KEEP_ALIVE_SECONDS)
             pool = Upstream(
                 transport,
                 _client(transport, timeout),
@@ -115,12 +247,12 @@ async def open_upstreams(settings: Settings) -> AsyncIterator[Upstreams]:
 
 def _timeout(settings: Settings) -> httpx.Timeout:
     # The first byte and the gaps in a body are timed by the exchange with trio; httpx times the
-    # connect, and the pool as a backstop (the slots keep it from waiting).
+    # connect.
     seconds = settings.upstream_connect_timeout_seconds
-    return httpx.Timeout(None, connect=seconds, pool=seconds)
+    return httpx.Timeout(None, connect=seconds)
 
 
-def _client(transport: httpx.AsyncHTTPTransport, timeout: httpx.Timeout) -> httpx.AsyncClient:
+def _client(transport: StackTransport, timeout: httpx.Timeout) -> httpx.AsyncClient:
     client = httpx.AsyncClient(
         transport=transport,
         timeout=timeout,

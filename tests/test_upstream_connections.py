@@ -1,0 +1,116 @@
+"""The connections to a provider (llmgw.upstream.ConnectionStack, under httpx's transport): used
+again when a response was read to its end, one per request at a time, dropped when they expire,
+when the server has closed them, or when a response is left half read. Over real sockets, against
+the fake provider and a bare server that closes its idle connections."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import trio
+
+from llmgw.upstream import StackTransport
+from tests.support.fake_provider import Behaviour
+from tests.support.gateway import HELLO, FakeStarter
+
+ASK = {**HELLO, "model": "m"}
+
+
+@asynccontextmanager
+async def client(expiry: float = 5.0) -> AsyncIterator[tuple[httpx.AsyncClient, StackTransport]]:
+    transport = StackTransport(expiry)
+    async with httpx.AsyncClient(transport=transport, timeout=5) as http:
+        yield http, transport
+
+
+async def ask(http: httpx.AsyncClient, base_url: str) -> None:
+    response = await http.post(base_url + "/v1/chat/completions", json=ASK)
+    assert response.status_code == 200
+
+
+async def test_answers_read_to_the_end_leave_their_connection_for_the_next_requests(
+    start_fake: FakeStarter,
+) -> None:
+    fake = await start_fake("fake")
+    async with client() as (http, transport):
+        async with trio.open_nursery() as nursery:
+            for _ in range(20):  # twenty at once: twenty connections
+                nursery.start_soon(ask, http, fake.base_url)
+        assert fake.connections_accepted == 20
+        async with trio.open_nursery() as nursery:
+            for _ in range(20):
+                nursery.start_soon(ask, http, fake.base_url)
+        assert fake.connections_accepted == 20, "the same twenty again"
+        assert transport.stack.open_connections == 20
+    assert transport.stack.open_connections == 0, "closed with the client"
+    await trio.sleep(0.05)
+    assert fake.connections_open == 0
+
+
+async def test_a_response_left_half_read_takes_its_connection_with_it(
+    start_fake: FakeStarter,
+) -> None:
+    fake = await start_fake("fake", Behaviour(tokens=50, token_delay=0.01))
+    async with client() as (http, transport):
+        url = fake.base_url + "/v1/chat/completions"
+        async with http.stream("POST", url, json={**ASK, "stream": True}) as response:
+            async for _ in response.aiter_bytes():
+                break
+        assert transport.stack.open_connections == 0
+        fake.default = Behaviour()
+        assert (await http.post(url, json=ASK)).status_code == 200
+        assert fake.connections_accepted == 2
+
+
+async def test_an_expired_connection_is_not_used_again(start_fake: FakeStarter) -> None:
+    fake = await start_fake("fake")
+    async with client(expiry=0.05) as (http, transport):
+        url = fake.base_url + "/v1/chat/completions"
+        assert (await http.post(url, json=ASK)).status_code == 200
+        await trio.sleep(0.1)
+        assert (await http.post(url, json=ASK)).status_code == 200
+        assert fake.connections_accepted == 2
+        assert transport.stack.open_connections == 1
+
+
+async def test_a_connection_the_server_closed_while_idle_is_replaced(
+    nursery: trio.Nursery,
+) -> None:
+    # A server that closes a connection after one answer, without saying so in its headers
+    # (its keep-alive timeout ran out): the kept connection is found closed and dropped.
+    accepted = 0
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+
+    async def serve(stream: trio.SocketStream) -> None:
+        nonlocal accepted
+        accepted += 1
+        async with stream:
+            await stream.receive_some(65536)
+            await stream.send_all(answer)
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    nursery.start_soon(trio.serve_listeners, serve, listeners)
+    async with client() as (http, transport):
+        for _ in range(3):
+            response = await http.get(f"http://127.0.0.1:{port}/")
+            assert response.json() == {}
+            await trio.sleep(0.05)  # the server's close reaches us
+        assert accepted == 3
+        assert transport.stack.open_connections == 1
+
+
+async def test_a_refused_connection_is_an_httpx_connect_error_and_holds_nothing() -> None:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    await listeners[0].aclose()  # nobody listens there any more
+    async with client() as (http, transport):
+        try:
+            await http.get(f"http://127.0.0.1:{port}/")
+        except httpx.ConnectError:
+            pass
+        else:
+            raise AssertionError("expected a ConnectError")
+        assert transport.stack.open_connections == 0
