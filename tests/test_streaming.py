@@ -193,3 +193,31 @@ async def test_twenty_cancelled_streams_leave_no_upstream_connection_open(
                 nursery.start_soon(leave_early)
         await eventually(lambda: all(r.disconnected_at is not None for r in groq.requests))
         assert len(groq.requests) == 20
+
+
+async def test_a_finished_stream_leaves_its_upstream_connection_for_the_next_request(
+    start_fake: FakeStarter,
+) -> None:
+    # The relay stops at [DONE]; the end of the provider's body comes after it. Closed before
+    # that end is read, a connection cannot be used again, and every stream would open one.
+    groq = await start_fake("groq", Behaviour(tokens=5))
+    async with running_gateway(provider_env(groq=groq)) as gw:
+        for _ in range(3):
+            async with await stream_chat(gw.client) as response:
+                assert text_of(events_of(await response.aread())) == "tok0 tok1 tok2 tok3 tok4 "
+    assert groq.connections_accepted == 1
+
+
+async def test_a_body_that_does_not_end_after_done_does_not_hold_the_client(
+    start_fake: FakeStarter,
+) -> None:
+    groq = await start_fake("groq", Behaviour(tokens=2, end_delay=5))
+    async with running_gateway(provider_env(groq=groq)) as gw:
+        started = trio.current_time()
+        async with await stream_chat(gw.client) as response:
+            body = await response.aread()
+        assert trio.current_time() - started < 1
+        assert text_of(events_of(body)) == "tok0 tok1 "
+        assert body.endswith(b"data: [DONE]\n\n")
+        # That connection was dropped, as nothing else could be done with it.
+        await eventually(lambda: groq.connections_open == 0)

@@ -29,6 +29,12 @@ log = logging.getLogger("llmgw.proxy")
 
 # Error bodies are read only to log them and hand a client error back; they are never large.
 MAX_ERROR_BODY_BYTES = 64 * 1024
+# A stream's closing event ([DONE]) comes before the end of the provider's body (for HTTP/1.1,
+# its last chunk). A connection closed before that end is read cannot be used again: httpcore
+# drops it, and the next request pays a new connection (a TLS handshake with a real provider).
+# So the end is read, if it comes this soon and after this little, before the response closes.
+DRAIN_SECONDS = 0.05
+DRAIN_BYTES = 64 * 1024
 
 
 @dataclass
@@ -115,6 +121,7 @@ class Exchange:
         self._response: httpx.Response | None = None
         self._slots: trio.Semaphore | None = None  # holds one of these while open
         self._body: AsyncIterator[bytes] | None = None
+        self._body_ended = False
         self._outcome: Outcome | None = None
         self._refusal: GatewayError | None = None
         self._closed = False
@@ -199,13 +206,16 @@ class Exchange:
             self._body = _body(self.response)
         try:
             if by is None and self._clock() + self.limits.idle_seconds <= self.limits.deadline:
-                return await anext(self._body, None)
-            with trio.move_on_at(self.limits.deadline if by is None else by) as waited:
                 chunk = await anext(self._body, None)
+            else:
+                with trio.move_on_at(self.limits.deadline if by is None else by) as waited:
+                    chunk = await anext(self._body, None)
+                if waited.cancelled_caught:
+                    raise self.timed_out(late)
         except httpx.ReadTimeout:
             raise self.timed_out(late) from None
-        if waited.cancelled_caught:
-            raise self.timed_out(late)
+        if chunk is None:
+            self._body_ended = True
         return chunk
 
     async def read_body(self, limit: int) -> bytes:
@@ -252,6 +262,8 @@ class Exchange:
             return
         self._closed = True
         if self._response is not None:
+            if self._outcome is Outcome.SUCCESS:
+                await self._drain()
             with trio.CancelScope(shield=True):
                 await self._response.aclose()
         if self._slots is not None:
@@ -270,6 +282,19 @@ class Exchange:
             self._events.failed_over(event)
         else:
             self._events.ended(event)
+
+    async def _drain(self) -> None:
+        """Read what is left of a successful body (see DRAIN_SECONDS), within a bound of its
+        own that nothing outside shortens or lengthens; whatever is left then is dropped."""
+        body, left = self._body, DRAIN_BYTES
+        if body is None or self._body_ended:
+            return
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + DRAIN_SECONDS):
+            try:
+                while left > 0 and (chunk := await anext(body, None)) is not None:
+                    left -= len(chunk)
+            except httpx.TransportError:
+                pass  # the connection is dropped, as it would have been
 
     def _event(self, outcome: Outcome) -> AttemptEvent:
         attempt, route = self.attempt, self.ticket.route

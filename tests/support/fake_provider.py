@@ -58,6 +58,7 @@ class Behaviour:
     # Failover Bench's S10: a truncated chunk mid-stream, the stream otherwise whole).
     garbage_before: int | None = None
     send_done: bool = True  # False: the stream ends after its finish without `data: [DONE]`
+    end_delay: float = 0.0  # a stream: after its last event, this long before the body's end
     # A model that refuses an assistant prefill: any request whose last message is the
     # assistant's gets the 400 Failover Bench's wall sends for it (fb-ok-noprefill).
     rejects_prefill: bool = False
@@ -105,6 +106,7 @@ class FakeProvider:
         self.requests: list[RecordedRequest] = []
         self.port = 0
         self.connections_open = 0
+        self.connections_accepted = 0  # since it started: more than needed means none reused
         # The provider's own quota: past this many chat requests it answers with its dialect's
         # recorded 429 (a day's quota where one was recorded), as a real one would.
         self.request_limit: int | None = None
@@ -142,6 +144,7 @@ class FakeProvider:
 
     async def _connection(self, stream: trio.SocketStream) -> None:
         self.connections_open += 1
+        self.connections_accepted += 1
         try:
             await _Connection(self, stream).run()
         except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError):
@@ -340,6 +343,8 @@ class _Connection:
                 await self._send(h11.Data(data=b"data: " + error + b"\n\n"))
                 break
             await self._send(h11.Data(data=event))
+        if behaviour.end_delay:
+            await trio.sleep(behaviour.end_delay)
         await self._send(h11.EndOfMessage())
 
     async def _send_simple(
