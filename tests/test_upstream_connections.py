@@ -114,3 +114,25 @@ async def test_a_refused_connection_is_an_httpx_connect_error_and_holds_nothing(
         else:
             raise AssertionError("expected a ConnectError")
         assert transport.stack.open_connections == 0
+
+
+async def test_a_response_closed_under_a_pending_cancellation_still_gives_its_connection_back(
+    start_fake: FakeStarter,
+) -> None:
+    # httpx closes a response in `except BaseException` and at the end of a read under a
+    # deadline: the close must finish, or the connection is left open and owned by nobody.
+    fake = await start_fake("fake")
+    async with client() as (http, transport):
+        url = fake.base_url + "/v1/chat/completions"
+        response = await transport.handle_async_request(httpx.Request("POST", url, json=ASK))
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        async for _ in response.stream:
+            pass
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await response.aclose()
+        assert transport.stack.open_connections == 1
+        assert (await http.post(url, json=ASK)).status_code == 200
+        assert fake.connections_accepted == 1
+    await trio.sleep(0.05)
+    assert fake.connections_open == 0

@@ -39,8 +39,10 @@ from llmgw import __version__
 from llmgw.config import Settings
 
 # An idle connection is closed after this long. Every connection the provider's load needed is
-# kept until then: opening one again costs a TLS handshake, far more than an idle socket.
-KEEP_ALIVE_SECONDS = 5.0
+# kept until then: opening one again costs a TLS handshake, far more than an idle socket. Less
+# than the 5 s after which Node's HTTP server and uvicorn (vLLM's server) close idle
+# connections: a request sent on a connection the server is closing at that moment fails.
+KEEP_ALIVE_SECONDS = 4.0
 _HEADERS = {"user-agent": f"llmgw/{__version__}", "accept": "*/*"}
 
 
@@ -188,10 +190,13 @@ class _Returned:
         connection, self._connection = self._connection, None
         if connection is None:
             return
-        try:
-            await self._stream.aclose()
-        finally:
-            await self._stack.give_back(connection, self._origin)
+        # Shielded as httpcore's pool shields it: a close cancelled before httpcore takes the
+        # connection's lock would leave it neither idle nor closed, open and owned by nobody.
+        with trio.CancelScope(shield=True):
+            try:
+                await self._stream.aclose()
+            finally:
+                await self._stack.give_back(connection, self._origin)
 
 
 class StackTransport(httpx.AsyncHTTPTransport):
