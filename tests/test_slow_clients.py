@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 import trio
 
-from llmgw.exchange import failure_of
 from llmgw.routing.breaker import CircuitState
-from llmgw.routing.failover import Outcome
 from llmgw.web.transport import abort_connection, client_socket
 from tests.support.clients import closed_by_the_server, read_until_closed, stalled_reader
 from tests.support.fake_provider import Behaviour, FakeProvider
@@ -139,12 +136,6 @@ async def test_a_deadline_that_passes_before_any_answer_gets_a_json_503() -> Non
     assert answer.startswith(b"HTTP/1.1 503"), answer[:100]
     assert b'"code":"deadline_exceeded"' in answer
     assert b"x-request-id: req_" in answer
-
-
-def test_a_pool_timeout_of_httpx_is_the_gateway_busy_not_the_provider_slow() -> None:
-    failure = failure_of(httpx.PoolTimeout("no connection available"))
-    assert failure.outcome is Outcome.GATEWAY_BUSY
-    assert not Outcome.GATEWAY_BUSY.is_provider_failure
 
 
 async def test_a_continued_stream_cut_at_the_deadline_is_recorded_as_cut(

@@ -4,9 +4,11 @@ timeout and deadline, and cancellation when the client leaves."""
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import trio
 
@@ -221,3 +223,64 @@ async def test_a_body_that_does_not_end_after_done_does_not_hold_the_client(
         assert body.endswith(b"data: [DONE]\n\n")
         # That connection was dropped, as nothing else could be done with it.
         await eventually(lambda: groq.connections_open == 0)
+
+
+async def test_a_body_that_breaks_after_done_leaves_the_answer_and_the_slot_alone(
+    nursery: trio.Nursery,
+) -> None:
+    # A compressed stream (nothing asks for one, a provider may send it anyway) whose bytes past
+    # [DONE] do not decode: the client's answer is whole, the attempt a success, and its one
+    # connection slot is free for the next request.
+    encoder = zlib.compressobj(wbits=31)  # gzip
+    events = (
+        b"".join(
+            b"data: %s\n\n" % orjson.dumps(chunk)
+            for chunk in (
+                {
+                    "id": "c",
+                    "object": "chat.completion.chunk",
+                    "created": 1,
+                    "model": "m",
+                    "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}],
+                },
+                {
+                    "id": "c",
+                    "object": "chat.completion.chunk",
+                    "created": 1,
+                    "model": "m",
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                },
+            )
+        )
+        + b"data: [DONE]\n\n"
+    )
+    body = encoder.compress(events) + encoder.flush(zlib.Z_SYNC_FLUSH)
+
+    def chunk(data: bytes) -> bytes:
+        return b"%x\r\n%b\r\n" % (len(data), data)
+
+    async def serve(stream: trio.SocketStream) -> None:
+        async with stream:
+            await stream.receive_some(65536)
+            await stream.send_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n" + chunk(body)
+            )
+            await trio.sleep(0.01)
+            await stream.send_all(chunk(b"\xff\xff\xff\xff not gzip") + b"0\r\n\r\n")
+            await trio.sleep(1)
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    nursery.start_soon(trio.serve_listeners, serve, listeners)
+    env = {
+        "GROQ_API_KEY": "test-key-groq",
+        "GROQ_BASE_URL": f"http://127.0.0.1:{port}/v1",
+        "UPSTREAM_MAX_CONNECTIONS": "1",
+    }
+    async with running_gateway(env) as gw:
+        events_seen = capture_events(gw)
+        for _ in range(2):
+            async with await stream_chat(gw.client) as response:
+                assert text_of(events_of(await response.aread())) == "hi"
+        assert [event.outcome for event in events_seen if event.final] == ["success"] * 2

@@ -10,6 +10,7 @@ it raises becomes the attempt's outcome here, in one place (`failure_of`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -72,9 +73,6 @@ def failure_of(error: Exception) -> AttemptFailure:
         return error
     if isinstance(error, UpstreamProtocolError):
         return AttemptFailure(Outcome.INVALID_RESPONSE, str(error))
-    if isinstance(error, httpx.PoolTimeout):
-        # Waiting for a connection of our own pool: nothing reached the provider.
-        return AttemptFailure(Outcome.GATEWAY_BUSY, "no free connection to the provider")
     if isinstance(error, httpx.TimeoutException):
         return AttemptFailure(Outcome.TIMEOUT, type(error).__name__)
     if isinstance(error, httpx.HTTPError):
@@ -261,13 +259,15 @@ class Exchange:
         if self._closed:
             return
         self._closed = True
-        if self._response is not None:
-            if self._outcome is Outcome.SUCCESS:
-                await self._drain()
-            with trio.CancelScope(shield=True):
-                await self._response.aclose()
-        if self._slots is not None:
-            self._slots.release()
+        try:
+            if self._response is not None:
+                if self._outcome is Outcome.SUCCESS:
+                    await self._drain()
+                with trio.CancelScope(shield=True):
+                    await self._response.aclose()
+        finally:
+            if self._slots is not None:
+                self._slots.release()
         outcome = self._outcome or Outcome.CLIENT_CANCELLED
         usage = self.attempt.usage
         tokens = None
@@ -289,12 +289,12 @@ class Exchange:
         body, left = self._body, DRAIN_BYTES
         if body is None or self._body_ended:
             return
-        with trio.CancelScope(shield=True, deadline=trio.current_time() + DRAIN_SECONDS):
-            try:
-                while left > 0 and (chunk := await anext(body, None)) is not None:
-                    left -= len(chunk)
-            except httpx.TransportError:
-                pass  # the connection is dropped, as it would have been
+        # A body that breaks past its answer changes nothing: its connection is dropped then,
+        # as it was before anything was read.
+        drain = trio.CancelScope(shield=True, deadline=trio.current_time() + DRAIN_SECONDS)
+        with drain, contextlib.suppress(Exception):
+            while left > 0 and (chunk := await anext(body, None)) is not None:
+                left -= len(chunk)
 
     def _event(self, outcome: Outcome) -> AttemptEvent:
         attempt, route = self.attempt, self.ticket.route
