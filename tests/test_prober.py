@@ -67,6 +67,25 @@ async def test_an_answer_closes_the_circuit(start_fake: FakeStarter, tmp_path: P
     assert probe["model"] == "openai/gpt-oss-120b"
 
 
+async def test_a_probe_waits_for_a_connection_slot_like_any_request(
+    start_fake: FakeStarter, tmp_path: Path
+) -> None:
+    # UPSTREAM_MAX_CONNECTIONS bounds every connection to a provider, a probe's too.
+    groq = await start_fake("groq")
+    table = worker_table(groq, tmp_path / "state.db")
+    await change_breaker(table, "groq#1", trip)
+    settings = load_settings({**provider_env(groq=groq), "UPSTREAM_MAX_CONNECTIONS": "1"})
+    async with open_upstreams(settings) as upstreams, trio.open_nursery() as nursery:
+        slots = upstreams["groq"].slots
+        await slots.acquire()  # a request holds the only connection
+        nursery.start_soon(CircuitProber(upstreams, table, ADAPTERS, interval=10).check_all)
+        await trio.sleep(0.2)
+        assert groq.requests == [], "no second connection"
+        slots.release()
+    assert len(groq.requests) == 1
+    assert (await table.breaker("groq#1")).trips == 0, "the probe went out once it could"
+
+
 async def test_no_probe_for_a_closed_circuit_a_resting_route_or_a_spent_quota(
     start_fake: FakeStarter, tmp_path: Path
 ) -> None:

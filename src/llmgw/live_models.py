@@ -120,9 +120,11 @@ class ModelCheck:
             else:
                 params = {}
                 headers = {"authorization": f"Bearer {route.key}"} if route.key else {}
-            response = await self._upstreams[route.provider_name].client.get(
-                provider.base_url + "/models", params=params, headers=headers
-            )
+            upstream = self._upstreams[route.provider_name]
+            async with upstream.slots:  # a connection like any other (UPSTREAM_MAX_CONNECTIONS)
+                response = await upstream.client.get(
+                    provider.base_url + "/models", params=params, headers=headers
+                )
             body = response.content[:MAX_LISTING_BYTES]
             if response.status_code != 200:
                 self._refused(table, route, response.status_code, body)

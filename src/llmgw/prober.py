@@ -90,10 +90,14 @@ class CircuitProber:
         adapter = self._adapters[route.provider.info.wire]
         try:
             call = adapter.build_call(route.provider, route.key, PROBE, target.model, "probe")
+            upstream = self._upstreams[route.provider_name]
+            # A probe takes a connection slot as requests do: UPSTREAM_MAX_CONNECTIONS bounds
+            # every connection to the provider. Waiting for one counts in the probe's time.
             with trio.fail_after(PROBE_TIMEOUT_SECONDS):
-                response = await self._upstreams[route.provider_name].client.request(
-                    call.method, call.url, headers=call.headers, content=call.content
-                )
+                async with upstream.slots:
+                    response = await upstream.client.request(
+                        call.method, call.url, headers=call.headers, content=call.content
+                    )
         except (trio.TooSlowError, httpx.HTTPError) as error:
             log.info("circuit probe route=%s: no answer (%s)", route.id, type(error).__name__)
             return
