@@ -17,7 +17,14 @@ import trio
 from llmgw.web import transport
 from llmgw.web.transport import DirectBody, direct_body
 from tests.support.fake_provider import Behaviour
-from tests.support.gateway import HELLO, STREAM, FakeStarter, provider_env, running_gateway
+from tests.support.gateway import (
+    HELLO,
+    STREAM,
+    FakeStarter,
+    RunningGateway,
+    provider_env,
+    running_gateway,
+)
 from tests.support.wire import events_of, text_of
 
 Write = Callable[[DirectBody, bytes], Awaitable[bool]]
@@ -36,6 +43,12 @@ def direct_writes(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
     monkeypatch.setattr(DirectBody, "write", counted)
     return written
+
+
+async def connect(gw: RunningGateway) -> trio.SocketStream:
+    """A connection of our own to the gateway, to speak HTTP on it byte by byte."""
+    host, port = gw.url.removeprefix("http://").split(":")
+    return await trio.open_tcp_stream(host, int(port))
 
 
 def request(body: dict[str, Any], version: bytes = b"1.1") -> bytes:
@@ -83,9 +96,8 @@ async def test_a_stream_is_sent_as_chunks_and_the_connection_serves_the_next_req
 ) -> None:
     groq = await start_fake("groq", Behaviour(tokens=5))
     async with running_gateway(provider_env(groq=groq)) as gw:
-        host, port = gw.url.removeprefix("http://").split(":")
         client = h11.Connection(h11.CLIENT)
-        async with await trio.open_tcp_stream(host, int(port)) as stream:
+        async with await connect(gw) as stream:
             first, streamed = await exchange(stream, client, STREAM)
             second, answered = await exchange(stream, client, HELLO)
             third, again = await exchange(stream, client, STREAM)
@@ -107,14 +119,12 @@ async def test_an_http_1_0_client_gets_the_stream_s_bytes_until_the_server_close
     start_fake: FakeStarter, direct_writes: list[bool]
 ) -> None:
     groq = await start_fake("groq", Behaviour(tokens=4))
-    async with running_gateway(provider_env(groq=groq)) as gw:
-        host, port = gw.url.removeprefix("http://").split(":")
-        async with await trio.open_tcp_stream(host, int(port)) as stream:
-            await stream.send_all(request(STREAM, version=b"1.0"))
-            received = bytearray()
-            with trio.fail_after(10):
-                while chunk := await stream.receive_some(65536):
-                    received += chunk
+    async with running_gateway(provider_env(groq=groq)) as gw, await connect(gw) as stream:
+        await stream.send_all(request(STREAM, version=b"1.0"))
+        received = bytearray()
+        with trio.fail_after(10):
+            while chunk := await stream.receive_some(65536):
+                received += chunk
     head, _, body = bytes(received).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     assert b"transfer-encoding" not in head.lower()
@@ -158,19 +168,17 @@ async def test_a_write_cancelled_half_way_resets_the_connection(
     monkeypatch.setattr(transport, "abort_connection", watched)
     env = {**provider_env(groq=groq), "REQUEST_DEADLINE_SECONDS": "1"}
     big = {**STREAM, "messages": [{"role": "user", "content": "x" * 100}]}
-    async with running_gateway(env) as gw:
-        host, port = gw.url.removeprefix("http://").split(":")
-        async with await trio.open_tcp_stream(host, int(port)) as stream:
-            stream.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, 4096)
-            await stream.send_all(request(big))
-            assert await stream.receive_some(100)
-            with trio.fail_after(10):
-                await done.wait()
-                try:
-                    while await stream.receive_some(65536):
-                        pass
-                except trio.BrokenResourceError:
-                    pass  # the reset: what a cut frame must end with
+    async with running_gateway(env) as gw, await connect(gw) as stream:
+        stream.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, 4096)
+        await stream.send_all(request(big))
+        assert await stream.receive_some(100)
+        with trio.fail_after(10):
+            await done.wait()
+            try:
+                while await stream.receive_some(65536):
+                    pass
+            except trio.BrokenResourceError:
+                pass  # the reset: what a cut frame must end with
     assert reset == [True]
 
 
