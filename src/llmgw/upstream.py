@@ -83,8 +83,11 @@ class ConnectionStack:
     takes a free one, or a new one when none is free, and gives it back when its response is
     closed with the body read to the end (otherwise httpcore has closed it). A connection that
     expired or that the server closed is dropped when it is next looked at; each time one is
-    given back, the longest-idle one is looked at too, so idle ones do not pile up. As
-    httpcore's pool, it serves httpx's transport (`StackTransport`)."""
+    given back, the longest-idle one is looked at too, so idle ones do not pile up. A request
+    whose kept-alive connection the server closed as it went out (no answer at all, or a
+    reset) is sent once more on a new connection: that race is between the two ends'
+    keep-alive timers, not the provider failing. As httpcore's pool, it serves httpx's
+    transport (`StackTransport`)."""
 
     def __init__(self, ssl_context: ssl.SSLContext, keepalive_expiry: float) -> None:
         self._ssl_context = ssl_context
@@ -98,15 +101,19 @@ class ConnectionStack:
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
         origin = request.url.origin
+        fresh = False
         while True:
-            connection = await self._take(origin)
+            connection, reused = await self._take(origin, fresh)
             try:
                 response = await connection.handle_async_request(request)
             except httpcore.ConnectionNotAvailable:
                 await self._drop(connection)  # it closed as it was taken: another
                 continue
-            except BaseException:
+            except BaseException as error:
                 await self._drop(connection)
+                if reused and _closed_before_answering(error, request):
+                    fresh = True  # once, on a new connection: the others may be as stale
+                    continue
                 raise
             stream = _Returned(response.stream, connection, origin, self)
             return httpcore.Response(
@@ -116,18 +123,21 @@ class ConnectionStack:
                 extensions=response.extensions,
             )
 
-    async def _take(self, origin: httpcore.Origin) -> httpcore.AsyncHTTPConnection:
+    async def _take(
+        self, origin: httpcore.Origin, fresh: bool
+    ) -> tuple[httpcore.AsyncHTTPConnection, bool]:
+        """A connection, and whether it served a request before (`fresh`: a new one)."""
         idle = self._idle.get(_key(origin))
-        while idle:
+        while idle and not fresh:
             connection = idle.pop()
             if connection.is_available() and not connection.has_expired():
-                return connection
+                return connection, True
             await self._drop(connection)
         connection = httpcore.AsyncHTTPConnection(
             origin, ssl_context=self._ssl_context, keepalive_expiry=self._expiry
         )
         self._open.add(connection)
-        return connection
+        return connection, False
 
     async def give_back(
         self, connection: httpcore.AsyncHTTPConnection, origin: httpcore.Origin
@@ -160,6 +170,17 @@ class ConnectionStack:
 
 
 _Key = tuple[bytes, bytes, int]
+
+
+def _closed_before_answering(error: BaseException, request: httpcore.Request) -> bool:
+    """What a server that closed a kept-alive connection as a request went out on it leaves:
+    the connection's end before any byte of an answer, or a reset. The request never reached
+    it, so it may go again (if its body is bytes, not a stream already consumed)."""
+    closed = isinstance(error, (httpcore.ReadError, httpcore.WriteError)) or (
+        isinstance(error, httpcore.RemoteProtocolError)
+        and "without sending a response" in str(error)  # httpcore's words for it
+    )
+    return closed and isinstance(request.stream, httpx.ByteStream)
 
 
 def _key(origin: httpcore.Origin) -> _Key:
