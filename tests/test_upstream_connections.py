@@ -138,10 +138,10 @@ async def test_a_response_closed_under_a_pending_cancellation_still_gives_its_co
     assert fake.connections_open == 0
 
 
-async def bare_server(nursery: trio.Nursery, answers_per_connection: int) -> list[int]:
+async def bare_server(nursery: trio.Nursery, answers_per_connection: int) -> tuple[str, list[int]]:
     """A server that answers this many requests on each connection, then reads the next one
     and closes without a word (a keep-alive timeout that ran out as the request went out).
-    Returns the list of requests each connection read, which grows as they come."""
+    Returns its URL, and the requests each connection read (a list that grows as they come)."""
     read: list[int] = []
     answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 
@@ -159,17 +159,14 @@ async def bare_server(nursery: trio.Nursery, answers_per_connection: int) -> lis
 
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     nursery.start_soon(trio.serve_listeners, serve, listeners)
-    read.append(listeners[0].socket.getsockname()[1])  # the port, taken off below
-    return read
+    return f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/", read
 
 
 async def test_a_kept_connection_closed_as_a_request_goes_out_sends_it_again_on_a_new_one(
     nursery: trio.Nursery,
 ) -> None:
-    read = await bare_server(nursery, answers_per_connection=1)
-    port = read.pop()
+    url, read = await bare_server(nursery, answers_per_connection=1)
     async with client() as (http, transport):
-        url = f"http://127.0.0.1:{port}/"
         assert (await http.post(url, json=ASK)).json() == {}
         assert (await http.post(url, json=ASK)).json() == {}, "sent again, answered"
         assert read == [2, 1], "the first connection closed under the second request"
@@ -179,11 +176,10 @@ async def test_a_kept_connection_closed_as_a_request_goes_out_sends_it_again_on_
 async def test_a_new_connection_closed_before_an_answer_is_an_error_at_once(
     nursery: trio.Nursery,
 ) -> None:
-    read = await bare_server(nursery, answers_per_connection=0)
-    port = read.pop()
+    url, read = await bare_server(nursery, answers_per_connection=0)
     async with client() as (http, transport):
         try:
-            await http.post(f"http://127.0.0.1:{port}/", json=ASK)
+            await http.post(url, json=ASK)
         except httpx.RemoteProtocolError:
             pass
         else:
