@@ -26,6 +26,9 @@ WHOLE = "tok0 tok1 tok2 tok3 tok4 "
 BREAKS = {
     "cut without a finish": Behaviour(tokens=5, truncate_after=3),
     "an error event": Behaviour(tokens=5, error_event_after=3),
+    "an error event read with the events before it": Behaviour(
+        tokens=5, error_event_after=3, one_chunk=True
+    ),
     "a stall": Behaviour(tokens=5, stall_after=3),
     "garbage, then the body ends": Behaviour(tokens=5, malformed_after=3),
 }

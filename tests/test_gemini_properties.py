@@ -446,8 +446,12 @@ def new_stream(include_usage: bool) -> GeminiStream:
 def translate_stream(data: bytes, cuts: list[int], include_usage: bool) -> bytes:
     translator = new_stream(include_usage)
     edges = [0, *sorted(cut % (len(data) + 1) for cut in cuts), len(data)]
-    out = b"".join(translator.feed(data[a:b]) for a, b in itertools.pairwise(edges))
-    return out + translator.end()
+    out = []
+    for a, b in itertools.pairwise(edges):
+        out.append(translator.feed(data[a:b]))
+        if translator.broken is not None:  # as the relay does: the stream ends there
+            raise translator.broken
+    return b"".join(out) + translator.end()
 
 
 @PROPERTIES

@@ -1536,9 +1536,15 @@ def test_a_stream_cut_short_is_a_protocol_error_at_its_end(data: bytes, words: s
     ],
 )
 def test_a_broken_or_error_event_is_a_protocol_error(data: bytes, words: str) -> None:
-    translator = stream()
     with pytest.raises(UpstreamProtocolError, match=words):
-        translator.feed(sse(event({"text": "a"})) + data)
+        stream().feed(data)
+    # After an event of the same piece, that event still goes out (the client is owed what
+    # the transcript says it has), and the break waits for the relay.
+    translator = stream()
+    out = translator.feed(sse(event({"text": "a"})) + data)
+    assert [c["choices"][0]["delta"].get("content") for c in decode(out)] == ["a"]
+    assert translator.broken is not None
+    assert words in str(translator.broken)
 
 
 @pytest.mark.parametrize("garbled", [b"data: {nope\n\n", b"data: [DONE]\n\n"])

@@ -80,6 +80,9 @@ class Source:
                 # A continuation that cannot join the stream (as the relay's NOT_SUPPORTED,
                 # below): no failure of the provider, whose answer merely differs.
                 raise AttemptFailure(Outcome.NOT_SUPPORTED, str(refused)) from None
+            broken = self.translator.broken
+            if broken is not None and self.translator.events == 0:
+                raise broken  # nothing the client would have had: the walk moves on
         self.head = b"".join(parts)
         exchange.attempt.ttfb_ms = exchange.elapsed_ms()
         exchange.committed = True
@@ -116,6 +119,13 @@ class StreamRelay:
             if source.head:
                 head, source.head = source.head, b""
                 return head
+            broken = source.translator.broken
+            if broken is not None:  # after what came with it, which the client has now
+                source.translator.broken = None
+                out = await self._broken(source, failure_of(broken))
+                if out:
+                    return out
+                continue
             if source.ended:
                 await self._close(source, Outcome.SUCCESS)
                 self._finished = True

@@ -63,6 +63,9 @@ class Behaviour:
     # assistant's gets the 400 Failover Bench's wall sends for it (fb-ok-noprefill).
     rejects_prefill: bool = False
     error_event_after: int | None = None  # after N events send an `error` event
+    # A stream's events (and an error event) sent together, in one HTTP chunk, as a proxy that
+    # buffers, or a fast provider, hands them over: the gateway reads them in one piece.
+    one_chunk: bool = False
     reset: Reset | None = None  # close with RST before the headers, or after the first event
     # (a stream) or half of the body (an answer at once)
     drip_delay: float = 0.0  # an answer at once: send it 64 bytes at a time, this far apart
@@ -317,6 +320,7 @@ class _Connection:
         events = _stream_events(recorded, behaviour, model, gemini, self.fake.dialect)
         if behaviour.first_event_delay:
             await trio.sleep(behaviour.first_event_delay)
+        together: list[bytes] = []  # events not sent yet (all of them, with one_chunk)
         for sent, event in enumerate(events):
             # `sent` events have gone out so far; the fault knobs count events, not tokens.
             if sent >= 1 and behaviour.token_delay:
@@ -340,9 +344,14 @@ class _Connection:
                 break
             if behaviour.error_event_after is not None and sent >= behaviour.error_event_after:
                 error = _error_body(self.fake.dialect, 500, gemini)
-                await self._send(h11.Data(data=b"data: " + error + b"\n\n"))
+                together.append(b"data: " + error + b"\n\n")
                 break
-            await self._send(h11.Data(data=event))
+            together.append(event)
+            if not behaviour.one_chunk:
+                await self._send(h11.Data(data=b"".join(together)))
+                together.clear()
+        if together:
+            await self._send(h11.Data(data=b"".join(together)))
         if behaviour.end_delay:
             await trio.sleep(behaviour.end_delay)
         await self._send(h11.EndOfMessage())

@@ -7,8 +7,9 @@ answer (a body, or stream bytes as they come) into OpenAI's format. It never tou
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from llmgw.providers.catalog import ProviderConfig
 from llmgw.providers.transcript import Transcript
@@ -64,6 +65,9 @@ class TranslatedResponse:
     usage: Usage | None
 
 
+T = TypeVar("T")
+
+
 class UpstreamProtocolError(Exception):
     """The upstream answered, but not with something we can pass on (invalid JSON, an error
     object inside a 200, a malformed or cut stream). The message is safe to show a client."""
@@ -78,10 +82,29 @@ class StreamTranslator(ABC):
         self.done = False  # the upstream sent its closing event; nothing after it matters
         self.transcript = Transcript()  # what the client has been sent, for a continuation
         self.malformed = 0  # events dropped because they were not JSON (the relay logs them)
+        # What broke the stream after events that came in the same piece: they are passed on,
+        # and the relay acts on this before it reads on (see translate_each).
+        self.broken: UpstreamProtocolError | None = None
 
     @abstractmethod
     def feed(self, data: bytes) -> bytes:
         """Bytes to forward to the client now (maybe none). Raises UpstreamProtocolError."""
+
+    def translate_each(self, events: Iterable[T], translate: Callable[[T], bytes]) -> bytes:
+        """The events of one piece, each translated, joined. An event that breaks the stream
+        after others of the same piece were translated must not take them with it (they are in
+        the transcript already, as sent): they are returned, and the break is kept in `broken`.
+        A break before any of them is raised, as nothing is lost then."""
+        out: list[bytes] = []
+        for event in events:
+            try:
+                out.append(translate(event))
+            except UpstreamProtocolError as error:
+                if not any(out):
+                    raise
+                self.broken = error
+                break
+        return b"".join(out)
 
     @abstractmethod
     def end(self) -> bytes:

@@ -26,7 +26,7 @@ from llmgw.providers.catalog import ProviderConfig
 from llmgw.providers.jsonwire import load_json, upstream_error_message
 from llmgw.providers.parameters import adapt_request, strip_private_history
 from llmgw.providers.profiles import Profile, StreamUsage
-from llmgw.providers.sse import DONE, SSEDecoder
+from llmgw.providers.sse import DONE, SSEDecoder, SSEEvent
 
 
 def _asks_upstream_for_usage(profile: Profile, request: ChatRequest) -> bool:
@@ -100,15 +100,12 @@ class PassthroughStream(StreamTranslator):
         self._hide_usage_chunk = hide_usage_chunk
 
     def feed(self, data: bytes) -> bytes:
-        out = []
-        for event in self._decoder.feed(data):
-            if self.done:
-                break
-            if not self._forward(event.data):
-                continue
-            out.append(event.raw)
-            out.append(b"\n\n")
-        return b"".join(out)
+        return self.translate_each(self._decoder.feed(data), self._pass_on)
+
+    def _pass_on(self, event: SSEEvent) -> bytes:
+        if self.done or not self._forward(event.data):
+            return b""
+        return event.raw + b"\n\n"
 
     def _forward(self, data: bytes) -> bool:
         """Check one event; say whether the client gets it."""

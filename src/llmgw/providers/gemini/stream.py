@@ -50,8 +50,9 @@ class GeminiStream(StreamTranslator):
         self._openai_usage: JSONObject | None = None
 
     def feed(self, data: bytes) -> bytes:
-        events = self._decoder.feed(data)
-        return b"".join(self._translate(event.data) for event in events)
+        return self.translate_each(
+            self._decoder.feed(data), lambda event: self._translate(event.data)
+        )
 
     def _readable(self, data: bytes) -> JSONObject | None:
         """The event's payload; None for one that is not JSON, which is dropped (a proxy on the
