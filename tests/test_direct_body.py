@@ -213,3 +213,45 @@ async def test_a_held_lock_or_a_gone_connection_leaves_the_piece_to_hypercorn() 
     assert await body.write(b"late") is False
     assert not lock.locked()
     await peer.aclose()
+
+
+async def test_events_that_arrive_together_reach_the_client_in_one_write(
+    nursery: trio.Nursery, direct_writes: list[bool]
+) -> None:
+    # A fast provider: after its first event, twelve more at once, each an HTTP chunk of its
+    # own, in one write. The gateway reads them in one piece and writes them in one.
+    def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        chunk = {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        return b"data: %s\n\n" % orjson.dumps(chunk)
+
+    def chunked(data: bytes) -> bytes:
+        return b"%x\r\n%b\r\n" % (len(data), data)
+
+    first = event({"role": "assistant", "content": ""})
+    rest = [event({"content": f"tok{i} "}) for i in range(10)]
+    rest += [event({}, "stop"), b"data: [DONE]\n\n"]
+
+    async def serve(stream: trio.SocketStream) -> None:
+        async with stream:
+            await stream.receive_some(65536)
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            await stream.send_all(head + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(first))
+            await trio.sleep(0.05)
+            await stream.send_all(b"".join(map(chunked, rest)) + b"0\r\n\r\n")
+            await trio.sleep(1)
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    nursery.start_soon(trio.serve_listeners, serve, listeners)
+    env = {"GROQ_API_KEY": "test-key-groq", "GROQ_BASE_URL": f"http://127.0.0.1:{port}/v1"}
+    async with running_gateway(env) as gw:
+        response = await gw.client.post("/v1/chat/completions", json=STREAM)
+        body = response.content
+    assert text_of(events_of(body)) == "".join(f"tok{i} " for i in range(10))
+    assert direct_writes == [True, True], "the first event, then the twelve that came together"

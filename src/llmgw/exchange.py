@@ -24,7 +24,7 @@ from llmgw.metrics.events import AttemptEvent, RequestEvents
 from llmgw.providers.base import UpstreamCall, UpstreamProtocolError, Usage
 from llmgw.providers.ratelimit import quota_block_seconds, remaining_from_headers
 from llmgw.routing.failover import Outcome, Ticket, Walk
-from llmgw.upstream import Upstream
+from llmgw.upstream import Upstream, bursts
 
 log = logging.getLogger("llmgw.proxy")
 
@@ -120,6 +120,7 @@ class Exchange:
         self._slots: trio.Semaphore | None = None  # holds one of these while open
         self._body: AsyncIterator[bytes] | None = None
         self._body_ended = False
+        self._timeouts: dict[str, float | None] = {}
         self._outcome: Outcome | None = None
         self._refusal: GatewayError | None = None
         self._closed = False
@@ -151,7 +152,7 @@ class Exchange:
                     Outcome.GATEWAY_BUSY, "every connection to the provider in use"
                 ) from None
         self._slots = upstream.slots
-        timeouts = dict(upstream.timeouts)
+        timeouts = self._timeouts = dict(upstream.timeouts)
         with trio.move_on_at(self.limits.first_byte_at) as first_byte:
             self._response = await upstream.send(
                 call.method, call.url, call.headers, call.content, timeouts
@@ -201,7 +202,7 @@ class Exchange:
         event's CPU. One is opened only for an earlier bound (`by`, or the request's deadline
         coming sooner than the idle limit)."""
         if self._body is None:
-            self._body = _body(self.response)
+            self._body = _body(self.response, self._timeouts)
         try:
             if by is None and self._clock() + self.limits.idle_seconds <= self.limits.deadline:
                 chunk = await anext(self._body, None)
@@ -334,13 +335,13 @@ class Exchange:
         )
 
 
-def _body(response: httpx.Response) -> AsyncIterator[bytes]:
+def _body(response: httpx.Response, timeouts: dict[str, float | None]) -> AsyncIterator[bytes]:
     """The pieces of a response's body as they come. A body that is not compressed (nothing
-    asks for compression: see upstream) is read as httpcore hands it over, without httpx's
-    decoding layers."""
+    asks for compression: see upstream) is read without httpx's decoding layers, each piece
+    all that had arrived (upstream.Bursts), or else as httpcore hands it over."""
     stream = response.stream
     if isinstance(stream, httpx.AsyncByteStream) and "content-encoding" not in response.headers:
-        return aiter(stream)
+        return bursts(response, timeouts) or aiter(stream)
     return response.aiter_bytes()
 
 

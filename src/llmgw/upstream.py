@@ -18,7 +18,9 @@ pool: that pool looks at every connection it holds on each request and each resp
 and for each idle one counts them all again, so with a few hundred streams' connections kept
 alive a request cost it milliseconds (bench/README.md, "Streams at scale"). The slots already
 bound how many requests run, so the stack needs no queue: it hands out the connection used
-last, or opens one, in constant time.
+last, or opens one, in constant time. A response's body is read with the connection's h11 state
+itself (`Bursts`): everything that has arrived in one piece, so a burst of events costs one
+read and one write to the client, not one for each event.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import h11
 import httpcore
 import httpx
 import trio
@@ -120,7 +123,7 @@ class ConnectionStack:
                 response.status,
                 headers=response.headers,
                 content=stream,
-                extensions=response.extensions,
+                extensions={**response.extensions, _BODY: stream},
             )
 
     async def _take(
@@ -187,6 +190,71 @@ def _key(origin: httpcore.Origin) -> _Key:
     return origin.scheme, origin.host, origin.port  # an Origin is not hashable
 
 
+_BODY = "llmgw.body"  # the response's _Returned, in its extensions
+_READ_BYTES = 64 * 1024  # as httpcore reads
+
+
+def bursts(
+    response: httpx.Response, timeouts: dict[str, float | None]
+) -> AsyncIterator[bytes] | None:
+    """The body of `response`, each piece all that had arrived when it was asked for (see
+    Bursts); None when the response is not an HTTP/1.1 one of a ConnectionStack."""
+    body = response.extensions.get(_BODY)
+    return body.bursts(timeouts) if isinstance(body, _Returned) else None
+
+
+class Bursts:
+    """A response body read with the connection's h11 state itself, below httpcore's reader,
+    which hands over one HTTP chunk a read: a provider sends each event of a stream as a chunk
+    of its own, so events that arrived together would make as many reads, and as many writes to
+    the client. Here a piece is everything h11 can give without waiting for the network; only
+    when it has nothing is the socket read (with the request's read timeout, as httpcore does).
+    h11's state moves on as if httpcore had read the body, so the connection is used again when
+    the body was read to its end, and dropped otherwise. Errors are httpx's, as from httpx."""
+
+    def __init__(
+        self,
+        state: h11.Connection,
+        network: httpcore.AsyncNetworkStream,
+        timeouts: dict[str, float | None],
+    ) -> None:
+        self._state = state
+        self._network = network
+        self._timeouts = timeouts
+        self._ended = False
+
+    def __aiter__(self) -> Bursts:
+        return self
+
+    async def __anext__(self) -> bytes:
+        parts: list[bytes] = []
+        state = self._state
+        while not self._ended:
+            try:
+                event = state.next_event()
+            except h11.RemoteProtocolError as error:
+                raise httpx.RemoteProtocolError(str(error)) from error
+            if event is h11.NEED_DATA:
+                if parts:
+                    break  # what had arrived: the rest is not here yet
+                try:
+                    data = await self._network.read(_READ_BYTES, self._timeouts.get("read"))
+                except httpcore.ReadTimeout as error:
+                    raise httpx.ReadTimeout(str(error)) from error
+                except httpcore.ReadError as error:
+                    raise httpx.ReadError(str(error)) from error
+                state.receive_data(data)
+            elif isinstance(event, h11.Data):
+                parts.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                self._ended = True
+            else:  # ConnectionClosed, PAUSED: not in a response's body
+                raise httpx.RemoteProtocolError(f"{type(event).__name__} in a response body")
+        if parts:
+            return b"".join(parts)
+        raise StopAsyncIteration
+
+
 class _Returned:
     """A response's body whose connection goes back to its stack once the response is closed.
     Iterated, it is httpcore's own iterator: nothing is added to each read."""
@@ -206,6 +274,18 @@ class _Returned:
     def __aiter__(self) -> AsyncIterator[bytes]:
         iterator: AsyncIterator[bytes] = self._stream.__aiter__()
         return iterator
+
+    def bursts(self, timeouts: dict[str, float | None]) -> Bursts | None:
+        """The body as Bursts, when its connection is an HTTP/1.1 one in the middle of it."""
+        # httpcore keeps these to itself: AsyncHTTPConnection -> AsyncHTTP11Connection -> h11.
+        inner = getattr(self._connection, "_connection", None)
+        state = getattr(inner, "_h11_state", None)
+        network = getattr(inner, "_network_stream", None)
+        if not isinstance(state, h11.Connection) or state.their_state is not h11.SEND_BODY:
+            return None
+        if network is None:
+            return None
+        return Bursts(state, network, timeouts)
 
     async def aclose(self) -> None:
         connection, self._connection = self._connection, None
