@@ -1,7 +1,7 @@
-"""The connections to a provider (llmgw.upstream.ConnectionStack, under httpx's transport): used
-again when a response was read to its end, one per request at a time, dropped when they expire,
-when the server has closed them, or when a response is left half read. Over real sockets, against
-the fake provider and a bare server that closes its idle connections."""
+"""The connections to a provider (llmgw.connections.ConnectionStack, under httpx's transport):
+used again when a response was read to its end, one per request at a time, dropped when they
+expire, when the server has closed them, or when a response is left half read. Over real
+sockets, against the fake provider and a bare server that closes its idle connections."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 import httpx
 import trio
 
-from llmgw.upstream import StackTransport
+from llmgw.connections import StackTransport
 from tests.support.fake_provider import Behaviour
 from tests.support.gateway import HELLO, FakeStarter
 
@@ -140,7 +140,9 @@ async def test_a_response_closed_under_a_pending_cancellation_still_gives_its_co
 
 async def bare_server(nursery: trio.Nursery, answers_per_connection: int) -> tuple[str, list[int]]:
     """A server that answers this many requests on each connection, then reads the next one
-    and closes without a word (a keep-alive timeout that ran out as the request went out).
+    and closes without a word (a keep-alive timeout that ran out as the request went out: Node's
+    HTTP server closes idle connections after 5 s, its documented `server.keepAliveTimeout`, and
+    uvicorn, vLLM's server, after its `timeout_keep_alive` of 5 s).
     Returns its URL, and the requests each connection read (a list that grows as they come)."""
     read: list[int] = []
     answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"

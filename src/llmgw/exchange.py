@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 import httpx
 import trio
 
+from llmgw.connections import bursts
 from llmgw.errors import GatewayError
 from llmgw.metrics.events import AttemptEvent, RequestEvents
 from llmgw.providers.base import UpstreamCall, UpstreamProtocolError, Usage
 from llmgw.providers.ratelimit import quota_block_seconds, remaining_from_headers
 from llmgw.routing.failover import Outcome, Ticket, Walk
-from llmgw.upstream import Upstream, bursts
+from llmgw.upstream import Upstream
 
 log = logging.getLogger("llmgw.proxy")
 
@@ -338,7 +339,7 @@ class Exchange:
 def _body(response: httpx.Response, timeouts: dict[str, float | None]) -> AsyncIterator[bytes]:
     """The pieces of a response's body as they come. A body that is not compressed (nothing
     asks for compression: see upstream) is read without httpx's decoding layers, each piece
-    all that had arrived (upstream.Bursts), or else as httpcore hands it over."""
+    all that had arrived (connections.Bursts), or else as httpcore hands it over."""
     stream = response.stream
     if isinstance(stream, httpx.AsyncByteStream) and "content-encoding" not in response.headers:
         return bursts(response, timeouts) or aiter(stream)
