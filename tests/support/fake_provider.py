@@ -58,13 +58,19 @@ class Behaviour:
     # Failover Bench's S10: a truncated chunk mid-stream, the stream otherwise whole).
     garbage_before: int | None = None
     send_done: bool = True  # False: the stream ends after its finish without `data: [DONE]`
-    end_delay: float = 0.0  # a stream: after its last event, this long before the body's end
+    # A stream: after its last event, this long before the body's end. Seen behind a proxy that
+    # kept the connection open after [DONE] (micz/ThunderAI#252, 2025-02-12), and in clients
+    # waiting for the close long after [DONE] (agentscope-ai/agentscope-java#2073).
+    end_delay: float = 0.0
     # A model that refuses an assistant prefill: any request whose last message is the
     # assistant's gets the 400 Failover Bench's wall sends for it (fb-ok-noprefill).
     rejects_prefill: bool = False
     error_event_after: int | None = None  # after N events send an `error` event
     # A stream's events (and an error event) sent together, in one HTTP chunk, as a proxy that
-    # buffers, or a fast provider, hands them over: the gateway reads them in one piece.
+    # buffers, or a fast provider, hands them over: the gateway reads them in one piece. Recorded:
+    # several OpenAI chat chunks in one HTTP/2 DATA frame (jawah/urllib3.future#344, 2026-04-10),
+    # proxies combining OpenAI's chunks (alexrudall/ruby-openai#332), OpenAI's own TCP chunking
+    # putting several events in one read (brainlid/langchain#540, 2026-05-07).
     one_chunk: bool = False
     reset: Reset | None = None  # close with RST before the headers, or after the first event
     # (a stream) or half of the body (an answer at once)
