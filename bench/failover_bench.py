@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import openai
-import orjson
 import trio
 from tests.support.failover_bench import BASELINE, CATALOGUE, Result, config_file, run_scenario
 from tests.support.launch import gateway_process
 from tests.support.wall import FAST, FULL, Wall
 
-RESULTS = Path(__file__).parent / "results"
+from bench.run import save_report
 
 # Failover Bench's published scorecard (results/full/SCORECARD.md, 2026-09-12, methodology v0.1,
 # full profile): each peer's verdict per scenario.
@@ -118,10 +117,7 @@ def main() -> None:
             for r in results
         ],
     }
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"failover-bench-{args.profile}-{datetime.date.today().isoformat()}.json"
-    path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-    print(f"\nwrote {path}\n")
+    save_report(report, f"failover-bench-{args.profile}-{datetime.date.today().isoformat()}")
     print(scorecard(results))
 
 

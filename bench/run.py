@@ -237,6 +237,14 @@ async def main_async(seconds: float, before: str | None) -> dict[str, Any]:
     }
 
 
+def save_report(report: dict[str, Any], name: str) -> None:
+    """bench/results/<name>.json, for the README's tables and later comparisons."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    print(f"\nwrote {path}\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="llmgw benchmark against direct calls")
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -246,10 +254,7 @@ def main() -> None:
     args = parser.parse_args()
     before = os.path.abspath(args.before) if args.before else None
     report = trio.run(main_async, args.seconds, before)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{datetime.date.today().isoformat()}.json"
-    path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-    print(f"\nwrote {path}\n")
+    save_report(report, datetime.date.today().isoformat())
     print(table(report["results"]))
 
 

@@ -25,6 +25,7 @@ import dataclasses
 import datetime
 import os
 import resource
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -35,14 +36,13 @@ from typing import Any
 import httpx
 import orjson
 import trio
-from tests.support.launch import Resources, gateway_process, resources
+from tests.support.launch import Resources, free_port, gateway_process, resources
 
 from bench import peers, profile
 from bench.node_load import Fake, Load, Window, fast_fake, pin_tree, run_load
-from bench.run import CONFIG, machine
+from bench.run import CONFIG, machine, save_report
 from bench.streams_report import add_ratios, goals, markdown
 
-RESULTS = Path(__file__).parent / "results"
 EVENTS = 50
 INTERVAL_MS = 20
 # The gateway's own cap on connections to one provider (100 by default) would hold every level
@@ -92,6 +92,7 @@ class Plan:
     before: str | None
     peers: bool
     profile: int | None = None  # profile llmgw's streams at this level (py-spy)
+    floor: bool = False  # also bench/floor.py, the thinnest proxy on the same stack
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,30 @@ async def llmgw(fake: Fake, workers: int, src: str | None, cores: Cores) -> Asyn
             pin_tree(gw.process.pid, where)
         url = gw.url + "/v1/chat/completions"
         yield Target(name, url, workers, gw.resources, pid=gw.process.pid)
+
+
+@asynccontextmanager
+async def floor(fake: Fake, cores: Cores) -> AsyncIterator[Target]:
+    """bench/floor.py, the thinnest proxy on the same stack, pinned like one worker."""
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.floor", "--port", str(port), "--upstream", fake.url]
+    process = await trio.lowlevel.open_process(argv, cwd=Path(__file__).parent.parent)
+    try:
+        with trio.fail_after(20):
+            while True:
+                try:
+                    await (await trio.open_tcp_stream("127.0.0.1", port)).aclose()
+                    break
+                except OSError:
+                    await trio.sleep(0.1)
+        if cores.one_worker is not None:
+            pin_tree(process.pid, cores.one_worker)
+        pid = process.pid
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        yield Target("floor", url, 1, lambda: resources(pid), pid=pid)
+    finally:
+        process.kill()
+        await process.wait()
 
 
 @asynccontextmanager
@@ -226,6 +251,9 @@ async def run_all(plan: Plan) -> tuple[list[dict[str, Any]], dict[str, str]]:
             for src in ([plan.before] if plan.before else []) + [None]:
                 async with llmgw(fake, workers, src, plan.cores) as target:
                     rows += await measure(target, plan, fake)
+        if plan.floor:
+            async with floor(fake, plan.cores) as target:
+                rows += await measure(target, plan, fake)
         if plan.peers:
             for find in (peers.portkey, peers.litellm):
                 found = await find(fake.url)
@@ -275,6 +303,7 @@ def parse_args() -> Plan:
     parser.add_argument("--warmup", type=float, default=1.5, help="before each level")
     parser.add_argument("--pin", action="store_true", help="pin processes to cores (taskset)")
     parser.add_argument("--peers", action="store_true", help="also Portkey and LiteLLM")
+    parser.add_argument("--floor", action="store_true", help="also bench/floor.py")
     parser.add_argument("--before", metavar="SRC", help="also the llmgw of this src/ directory")
     parser.add_argument(
         "--profile", type=int, metavar="LEVEL", help="py-spy llmgw's streams at this level"
@@ -290,6 +319,7 @@ def parse_args() -> Plan:
         before=os.path.abspath(args.before) if args.before else None,
         peers=args.peers,
         profile=args.profile,
+        floor=args.floor,
     )
 
 
@@ -312,11 +342,8 @@ def main() -> None:
         "results": rows,
         "goals": goals(rows),
     }
-    RESULTS.mkdir(exist_ok=True)
     pinned = "-pinned" if plan.cores.load else ""
-    path = RESULTS / f"{datetime.date.today().isoformat()}-streams{pinned}.json"
-    path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-    print(f"\nwrote {path}\n")
+    save_report(report, f"{datetime.date.today().isoformat()}-streams{pinned}")
     print(markdown(report))
 
 

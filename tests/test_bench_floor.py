@@ -1,0 +1,93 @@
+"""bench/floor.py, the thinnest proxy on the gateway's stack: it must pass answers through
+whole, or the benchmark would compare llmgw with something that does less than proxy. Over real
+sockets, with the fake provider behind it. And bench/scaling.py's summaries (pure code)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import httpx
+import trio
+from bench.floor import floor_app, floor_config
+from bench.scaling import markdown, spread
+from hypercorn.trio import serve
+
+from tests.support.fake_provider import Behaviour, FakeProvider
+from tests.support.gateway import HELLO, STREAM, FakeStarter
+
+
+@asynccontextmanager
+async def floor_in_front_of(fake: FakeProvider) -> AsyncIterator[httpx.AsyncClient]:
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        app = floor_app(fake.base_url)
+        binds = await nursery.start(
+            partial(serve, app, floor_config(0), shutdown_trigger=shutdown.wait)
+        )
+        async with httpx.AsyncClient(base_url=binds[0], timeout=10, trust_env=False) as client:
+            try:
+                yield client
+            finally:
+                shutdown.set()
+
+
+async def test_the_floor_passes_a_json_answer_through_as_the_provider_gave_it(
+    start_fake: FakeStarter,
+) -> None:
+    fake = await start_fake("groq", Behaviour(tokens=5))
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as plain:
+        direct = await plain.post(fake.base_url + "/v1/chat/completions", json=HELLO)
+    async with floor_in_front_of(fake) as client:
+        answer = await client.post("/v1/chat/completions", json=HELLO)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("application/json")
+    assert answer.json()["choices"] == direct.json()["choices"]
+    assert fake.requests[-1].body == fake.requests[0].body  # the body went up as it came
+
+
+async def test_the_floor_relays_a_stream_whole_and_an_error_with_its_status(
+    start_fake: FakeStarter,
+) -> None:
+    fake = await start_fake("groq", Behaviour(tokens=20))
+    async with floor_in_front_of(fake) as client:
+        async with client.stream("POST", "/v1/chat/completions", json=STREAM) as answer:
+            body = b"".join([piece async for piece in answer.aiter_bytes()])
+        fake.default = Behaviour(status=429, body=b'{"error":{"message":"slow down"}}')
+        refused = await client.post("/v1/chat/completions", json=HELLO)
+    assert answer.headers["content-type"].startswith("text/event-stream")
+    events = [line for line in body.split(b"\n") if line.startswith(b"data: ")]
+    assert len(events) >= 20
+    assert events[-1] == b"data: [DONE]"
+    assert refused.status_code == 429
+    assert refused.json() == {"error": {"message": "slow down"}}
+
+
+def test_spread_gives_the_median_and_the_extremes() -> None:
+    assert spread([3.0, 1.0, 2.0, 10.0]) == {"median": 2.5, "low": 1.0, "high": 10.0}
+
+
+def test_the_scaling_report_shows_each_target_and_each_workload() -> None:
+    figures = {"median": 1.0, "low": 0.9, "high": 1.1}
+    summary = dict.fromkeys(
+        ("ratio_50_over_10", "req_per_s_10", "req_per_s_50", "cpu_ms_10", "cpu_ms_50"), figures
+    )
+    workload: dict[str, Any] = {
+        "ratio": {"median": 2.1, "low": 2.0, "high": 2.2},
+        **dict.fromkeys(("one_rate", "two_rate", "one_cores", "two_cores"), figures),
+        "errors": 0,
+    }
+    report = {
+        "parts": {
+            "connections": {"summary": {"gateway-1w": summary, "floor": summary}},
+            "workers": {"budget_cores_per_worker": 0.45, "summary": {"json c=50": workload}},
+        }
+    }
+    text = markdown(report)
+    assert "| gateway-1w | floor |" in text
+    assert "| 50 over 10, each round | 1.0 (0.9-1.1) | 1.0 (0.9-1.1) |" in text
+    assert "| json c=50 | 1.0 | 1.0 | 2.1 (2.0-2.2) |" in text
+    skipped = markdown({"parts": {"workers": {"skipped": "no cgroup cpu controller"}}})
+    assert "workers: skipped, no cgroup cpu controller" in skipped
