@@ -1,7 +1,7 @@
 """Does the gateway scale? Issue 18's last two goals, each measured so that one run on a noisy
 2-core machine can answer it.
 
-    python -m bench.scaling                     # both parts, 5 rounds, 4 s a window
+    python -m bench.scaling                     # both parts, 5 rounds, 5 s a window
     python -m bench.scaling --part connections --rounds 9
     python -m bench.scaling --part workers --budget 0.45
 
@@ -30,11 +30,11 @@ import os
 import signal
 import statistics
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import trio
@@ -53,6 +53,7 @@ from bench.streams import (
     settle,
 )
 
+T = TypeVar("T")
 PERIOD_US = 10_000  # a short CFS period: a throttled worker waits milliseconds, not 100 ms
 
 
@@ -78,19 +79,30 @@ class CpuBudget:
         self.path, version = _cgroup_root(name)
         self.path.mkdir(exist_ok=True)
         quota = int(cores * PERIOD_US)
-        if version == 1:
-            (self.path / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
-        else:
-            (self.path / "cpu.max").write_text(f"{quota} {PERIOD_US}")
+        try:
+            if version == 1:
+                (self.path / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+                (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+            else:
+                (self.path / "cpu.max").write_text(f"{quota} {PERIOD_US}")
+        except OSError:
+            self.path.rmdir()
+            raise
 
     def add(self, pid: int) -> None:
         """The process and all its threads (cgroup.procs moves a whole thread group)."""
         (self.path / "cgroup.procs").write_text(str(pid))
 
-    def remove(self) -> None:
-        with contextlib.suppress(OSError):  # still in use: left for the next run to reuse
-            self.path.rmdir()
+    async def remove(self) -> None:
+        """Once its processes are gone: killed workers are reaped by init a moment later. One
+        still in use after 5 s is left for the next run to reuse."""
+        with trio.move_on_after(5):
+            while True:
+                try:
+                    self.path.rmdir()
+                    return
+                except OSError:
+                    await trio.sleep(0.1)
 
 
 def _cgroup_root(name: str) -> tuple[Path, int]:
@@ -104,14 +116,17 @@ def _cgroup_root(name: str) -> tuple[Path, int]:
     raise OSError("no cgroup cpu controller (v1 cpu, or v2 with cpu enabled) on this machine")
 
 
-@contextlib.contextmanager
-def budgets(count: int, cores: float) -> Iterator[list[CpuBudget]]:
-    made = [CpuBudget(f"llmgw-bench-worker-{i}", cores) for i in range(count)]
+@asynccontextmanager
+async def budgets(count: int, cores: float) -> AsyncIterator[list[CpuBudget]]:
+    made: list[CpuBudget] = []
     try:
+        for i in range(count):
+            made.append(CpuBudget(f"llmgw-bench-worker-{i}", cores))
         yield made
     finally:
-        for budget in made:
-            budget.remove()
+        with trio.CancelScope(shield=True):
+            for budget in made:
+                await budget.remove()
 
 
 def worker_processes(pid: int) -> list[int]:
@@ -133,12 +148,12 @@ async def workers_of(target: Target, expected: int) -> list[int]:
     if expected == 1:
         return [target.pid]
     with trio.fail_after(30):
-        while True:
-            found = worker_processes(target.pid)
-            if len(found) >= expected:
-                break
+        while len(worker_processes(target.pid)) < expected:  # noqa: ASYNC110 (a child process)
             await trio.sleep(0.1)
     await trio.sleep(3)
+    found = worker_processes(target.pid)
+    if len(found) != expected:
+        raise RuntimeError(f"{len(found)} worker processes, not {expected}")
     return found
 
 
@@ -153,6 +168,12 @@ async def window(target: Target, mode: str, concurrency: int, plan: Plan, fake: 
     done = figures["events"] if mode == "stream" else figures["requests"]
     figures["rate"] = round(done / plan.seconds, 1)
     return figures
+
+
+def in_turn(things: tuple[T, ...], number: int) -> tuple[T, ...]:
+    """In order on even rounds, reversed on odd ones: what comes first is not always the
+    same (a warm cache, a cooler machine)."""
+    return things if number % 2 == 0 else things[::-1]
 
 
 async def idle(target: Target) -> None:
@@ -175,9 +196,9 @@ async def connections(plan: Plan, fake: Fake) -> dict[str, Any]:
     async with llmgw(fake, 1, None, plan.cores) as ours, floor(fake, plan.cores) as bare:
         for number in range(plan.rounds):
             row: dict[str, Any] = {"round": number}
-            for target in (ours, bare):
+            for target in in_turn((ours, bare), number):
                 measured = {}
-                for c in (10, 50):
+                for c in in_turn((10, 50), number):
                     figures = await window(target, "json", c, plan, fake)
                     await idle(target)
                     cpu = figures["server_cores"] * plan.seconds * 1000
@@ -211,7 +232,7 @@ async def budgeted(
     async with llmgw(fake, workers, None, plan.cores) as target:
         serving = await workers_of(target, workers)
         assert target.pid is not None
-        for pid, budget in zip(serving, made, strict=False):
+        for pid, budget in zip(serving, made, strict=True):
             budget.add(pid)
         if workers > 1:  # the supervisor only watches; it shares the first worker's budget
             made[0].add(target.pid)
@@ -220,18 +241,21 @@ async def budgeted(
 
 
 async def scaling_by_workers(plan: Plan, fake: Fake) -> dict[str, Any]:
-    """Both gateways up at once (each idle while the other is measured), alternated."""
+    """Both gateways up at once (each idle while the other is measured), alternated. Without
+    cgroups to use (or when one refuses a process), the part is skipped and says why."""
+    why = ""
     try:
-        with budgets(4, plan.budget) as made:
-            async with (
-                budgeted(plan, fake, 1, made[:1]) as one,
-                budgeted(plan, fake, 2, made[1:3]) as two,
-                filler(made[3]) as fill,
-            ):
-                return await _alternate(plan, fake, one, two, fill)
-    except OSError as error:
-        print(f"workers: skipped, {error}", flush=True)
-        return {"skipped": str(error)}
+        async with (
+            budgets(4, plan.budget) as made,
+            budgeted(plan, fake, 1, made[:1]) as one,
+            budgeted(plan, fake, 2, made[1:3]) as two,
+            filler(made[3]) as fill,
+        ):
+            return await _alternate(plan, fake, one, two, fill)
+    except* OSError as group:  # raised in a nursery, an error comes in a group
+        why = "; ".join(str(error) for error in group.exceptions)
+    print(f"workers: skipped, {why}", flush=True)
+    return {"skipped": why}
 
 
 @asynccontextmanager
@@ -258,7 +282,7 @@ async def _alternate(
     for number in range(plan.rounds):
         for mode, c in WORKLOADS:
             row: dict[str, Any] = {"round": number, "workload": f"{mode} c={c}"}
-            for name, target in (("one", one), ("two", two)):
+            for name, target in in_turn((("one", one), ("two", two)), number):
                 if target is one:
                     fill.send_signal(signal.SIGCONT)
                 try:
@@ -336,7 +360,7 @@ def markdown(report: dict[str, Any]) -> str:
 def parse_args() -> Plan:
     parser = argparse.ArgumentParser(description="llmgw: scaling with connections and workers")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=4.0, help="measured, each window")
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured, each window")
     parser.add_argument("--warmup", type=float, default=1.5, help="before each window")
     parser.add_argument("--budget", type=float, default=0.45, help="cores per worker")
     parser.add_argument("--part", choices=("connections", "workers"), action="append")

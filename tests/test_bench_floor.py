@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 import httpx
+import orjson
 import trio
 from bench.floor import floor_app, floor_config
 from bench.scaling import markdown, spread
@@ -48,19 +49,31 @@ async def test_the_floor_passes_a_json_answer_through_as_the_provider_gave_it(
     assert fake.requests[-1].body == fake.requests[0].body  # the body went up as it came
 
 
+def _stream_text(body: bytes) -> tuple[int, str]:
+    """How many `data:` lines a stream has, and the text its deltas carry."""
+    lines = [line for line in body.split(b"\n") if line.startswith(b"data: ")]
+    text = ""
+    for line in lines[:-1]:
+        for choice in orjson.loads(line.removeprefix(b"data: "))["choices"]:
+            text += choice["delta"].get("content") or ""
+    return len(lines), text
+
+
 async def test_the_floor_relays_a_stream_whole_and_an_error_with_its_status(
     start_fake: FakeStarter,
 ) -> None:
     fake = await start_fake("groq", Behaviour(tokens=20))
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as plain:
+        direct = await plain.post(fake.base_url + "/v1/chat/completions", json=STREAM)
     async with floor_in_front_of(fake) as client:
         async with client.stream("POST", "/v1/chat/completions", json=STREAM) as answer:
             body = b"".join([piece async for piece in answer.aiter_bytes()])
         fake.default = Behaviour(status=429, body=b'{"error":{"message":"slow down"}}')
         refused = await client.post("/v1/chat/completions", json=HELLO)
     assert answer.headers["content-type"].startswith("text/event-stream")
-    events = [line for line in body.split(b"\n") if line.startswith(b"data: ")]
-    assert len(events) >= 20
-    assert events[-1] == b"data: [DONE]"
+    assert body.endswith(b"data: [DONE]\n\n")
+    assert _stream_text(body) == _stream_text(direct.content)
+    assert _stream_text(body)[1].count("tok") == 20
     assert refused.status_code == 429
     assert refused.json() == {"error": {"message": "slow down"}}
 
