@@ -45,10 +45,36 @@ def _goal(name: str, measured: Any, met: bool | None) -> dict[str, Any]:
 
 
 def goals(rows: list[Row]) -> list[dict[str, Any]]:
-    """Issue 18's goals, each from the rows that measure it."""
+    """Issue 18's goals, each from the rows that measure it. With floor rows (bench/floor.py)
+    each one-worker goal also says what the floor measured and whether it meets it: a goal
+    the floor misses is out of reach of the stack done the usual way."""
     one = _index(rows, "gateway-1w")
     two = _index(rows, "gateway-2w")
     portkey = _index(rows, "portkey")
+    out = _one_worker_goals(one, portkey)
+    floor = {g["goal"]: g for g in _one_worker_goals(_index(rows, "floor"), portkey)}
+    for goal in out:
+        if goal["goal"] in floor:
+            goal["floor"] = floor[goal["goal"]]["measured"]
+            goal["floor_verdict"] = floor[goal["goal"]]["verdict"]
+    at1000 = two.get(("stream", 1000))
+    if at1000 is not None:
+        errors = at1000["errors"] + at1000["warmup_errors"]
+        out.append(_goal("1,000 streams through 2 workers without errors", errors, errors == 0))
+    j50, w50 = one.get(("json", 50)), two.get(("json", 50))
+    if j50 and w50:
+        ratio = _ratio(w50["requests_per_s"], j50["requests_per_s"])
+        out.append(
+            _goal("2 workers >= 1.8x one (JSON c=50)", ratio, ratio is not None and ratio >= 1.8)
+        )
+    return out
+
+
+def _one_worker_goals(
+    one: dict[tuple[str, int], Row], portkey: dict[tuple[str, int], Row]
+) -> list[dict[str, Any]]:
+    """The goals one process is measured against, from its rows (llmgw's one worker, or the
+    floor)."""
     out = []
     at250 = one.get(("stream", 250))
     if at250 is not None:
@@ -61,10 +87,6 @@ def goals(rows: list[Row]) -> list[dict[str, Any]]:
             )
         )
         out += _goals_250(at250)
-    at1000 = two.get(("stream", 1000))
-    if at1000 is not None:
-        errors = at1000["errors"] + at1000["warmup_errors"]
-        out.append(_goal("1,000 streams through 2 workers without errors", errors, errors == 0))
     for c in (10, 50):
         ours, theirs = one.get(("json", c), {}), portkey.get(("json", c), {})
         ratio = _ratio(ours.get("cpu_ms_per_request"), theirs.get("cpu_ms_per_request"))
@@ -79,12 +101,6 @@ def goals(rows: list[Row]) -> list[dict[str, Any]]:
                 ratio,
                 ratio is not None and ratio >= 1,
             )
-        )
-    w50 = two.get(("json", 50))
-    if j50 and w50:
-        ratio = _ratio(w50["requests_per_s"], j50["requests_per_s"])
-        out.append(
-            _goal("2 workers >= 1.8x one (JSON c=50)", ratio, ratio is not None and ratio >= 1.8)
         )
     return out
 
@@ -148,8 +164,16 @@ def results_table(rows: list[Row]) -> str:
 
 
 def goals_table(found: list[dict[str, Any]]) -> str:
-    lines = ["| goal | measured | verdict |", "| --- | ---: | --- |"]
-    lines += [f"| {g['goal']} | {_cell(g['measured'])} | {g['verdict']} |" for g in found]
+    with_floor = any("floor" in g for g in found)
+    head = "| goal | measured | verdict |" + (
+        " the floor | the floor's verdict |" if with_floor else ""
+    )
+    lines = [head, "| --- | ---: | --- |" + (" ---: | --- |" if with_floor else "")]
+    for g in found:
+        line = f"| {g['goal']} | {_cell(g['measured'])} | {g['verdict']} |"
+        if with_floor:
+            line += f" {_cell(g.get('floor'))} | {g.get('floor_verdict', '')} |"
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from bench.profile import shares
 from bench.streams import core_plan
-from bench.streams_report import add_ratios, goals, markdown, results_table
+from bench.streams_report import add_ratios, goals, goals_table, markdown, results_table
 
 
 def row(target: str, mode: str, concurrency: int, **figures: Any) -> dict[str, Any]:
@@ -99,6 +99,36 @@ def test_json_goals_compare_connections_workers_and_portkey() -> None:
     assert found["JSON CPU/request <= 0.75x Portkey's (c=50)"] == "not measured"
     assert found["JSON req/s at 50 connections >= at 10 (1 worker)"] == "missed"
     assert found["2 workers >= 1.8x one (JSON c=50)"] == "met"
+
+
+def test_each_one_worker_goal_says_whether_the_floor_meets_it() -> None:
+    rows = [
+        row("direct", "stream", 250, requests_per_s=250.0, gap_p99_ms=25.0),
+        row("gateway-1w", "stream", 250, cpu_ms_per_event=0.11, peak_rss_mb=90.0),
+        row("floor", "stream", 250, cpu_ms_per_event=0.13, peak_rss_mb=70.0),
+        row("gateway-1w", "json", 10, requests_per_s=600.0, cpu_ms_per_request=1.5),
+        row("gateway-1w", "json", 50, requests_per_s=500.0, cpu_ms_per_request=1.9),
+        row("floor", "json", 10, requests_per_s=900.0, cpu_ms_per_request=1.1),
+        row("floor", "json", 50, requests_per_s=900.0, cpu_ms_per_request=1.2),
+        row("gateway-2w", "json", 50, requests_per_s=1000.0),
+        row("portkey", "json", 10, cpu_ms_per_request=1.6),
+    ]
+    add_ratios(rows)
+    found = {g["goal"]: g for g in goals(rows)}
+    per_event = found["<= 0.06 ms CPU per forwarded event (250 streams, 1 worker)"]
+    assert (per_event["verdict"], per_event["floor"], per_event["floor_verdict"]) == (
+        "missed",
+        0.13,
+        "missed",
+    )
+    portkey = found["JSON CPU/request <= 0.75x Portkey's (c=10)"]
+    assert (portkey["verdict"], portkey["floor_verdict"]) == ("missed", "met")
+    assert found["JSON req/s at 50 connections >= at 10 (1 worker)"]["floor_verdict"] == "met"
+    assert "floor" not in found["2 workers >= 1.8x one (JSON c=50)"]
+    table = goals_table(list(found.values()))
+    assert "| verdict | the floor | the floor's verdict |" in table
+    assert "| 0.11 | missed | 0.13 | missed |" in table
+    assert "the floor" not in goals_table([found["2 workers >= 1.8x one (JSON c=50)"]])
 
 
 def test_the_table_shows_errors_with_their_kinds() -> None:
