@@ -35,12 +35,17 @@ async def floor_in_front_of(fake: FakeProvider) -> AsyncIterator[httpx.AsyncClie
                 shutdown.set()
 
 
+async def straight_to(fake: FakeProvider, body: dict[str, Any]) -> httpx.Response:
+    """The provider's own answer, with no floor in between: what the floor must pass on."""
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as plain:
+        return await plain.post(fake.base_url + "/v1/chat/completions", json=body)
+
+
 async def test_the_floor_passes_a_json_answer_through_as_the_provider_gave_it(
     start_fake: FakeStarter,
 ) -> None:
     fake = await start_fake("groq", Behaviour(tokens=5))
-    async with httpx.AsyncClient(timeout=10, trust_env=False) as plain:
-        direct = await plain.post(fake.base_url + "/v1/chat/completions", json=HELLO)
+    direct = await straight_to(fake, HELLO)
     async with floor_in_front_of(fake) as client:
         answer = await client.post("/v1/chat/completions", json=HELLO)
     assert answer.status_code == 200
@@ -63,8 +68,7 @@ async def test_the_floor_relays_a_stream_whole_and_an_error_with_its_status(
     start_fake: FakeStarter,
 ) -> None:
     fake = await start_fake("groq", Behaviour(tokens=20))
-    async with httpx.AsyncClient(timeout=10, trust_env=False) as plain:
-        direct = await plain.post(fake.base_url + "/v1/chat/completions", json=STREAM)
+    direct = await straight_to(fake, STREAM)
     async with floor_in_front_of(fake) as client:
         async with client.stream("POST", "/v1/chat/completions", json=STREAM) as answer:
             body = b"".join([piece async for piece in answer.aiter_bytes()])
