@@ -41,6 +41,7 @@ from llmgw.routing.failover import Outcome, Walk
 from llmgw.routing.quota import Cost
 from llmgw.routing.state import MemoryStates, RouteStates
 from llmgw.routing.table import RouteTable, Target
+from llmgw.state.deferred import DeferredStates
 from llmgw.state.redis import RedisStates
 from llmgw.state.sqlite import SqliteStates
 
@@ -76,7 +77,7 @@ async def redis_us_per_request(url: str, tmp: Path, requests: int) -> float:
     async with trio.open_nursery() as nursery:
         await nursery.start(states.run)
         assert states.healthy, "redis-server did not answer"
-        spent = await store_us_per_request(states, tmp, requests)
+        spent = await store_us_per_request(DeferredStates(states), tmp, requests)
         states.close()
     return spent
 
@@ -86,7 +87,8 @@ def _contending(where: str, requests: int, results: Any) -> None:
     if where.startswith("redis://"):
         results.put(trio.run(redis_us_per_request, where, tmp, requests))
     else:
-        results.put(trio.run(store_us_per_request, SqliteStates(where), tmp, requests))
+        shared = DeferredStates(SqliteStates(where))
+        results.put(trio.run(store_us_per_request, shared, tmp, requests))
 
 
 def two_processes(where: str, requests: int) -> float:
@@ -115,7 +117,8 @@ async def _with_redis(requests: int, tmp: Path) -> dict[str, float]:
 def micro(requests: int) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="llmgw-state-bench-"))
     memory = trio.run(store_us_per_request, MemoryStates(), tmp, requests)
-    sqlite = trio.run(store_us_per_request, SqliteStates(str(tmp / "alone.db")), tmp, requests)
+    alone = DeferredStates(SqliteStates(str(tmp / "alone.db")))
+    sqlite = trio.run(store_us_per_request, alone, tmp, requests)
     return {
         "memory_us": memory,
         "sqlite_us": sqlite,

@@ -16,6 +16,7 @@ from llmgw.providers.gemini import GeminiAdapter
 from llmgw.providers.openai_compat import OpenAICompatAdapter
 from llmgw.routing.breaker import CircuitBreaker, Permit
 from llmgw.routing.table import RouteTable
+from llmgw.state.deferred import DeferredStates
 from llmgw.state.sqlite import SqliteStates
 from llmgw.upstream import open_upstreams
 from tests.support.fake_provider import Behaviour, FakeProvider
@@ -30,7 +31,7 @@ ADAPTERS: dict[str, ProviderAdapter] = {
 
 def worker_table(fake: FakeProvider, db: Path, **env: str) -> RouteTable:
     settings = load_settings({**provider_env(groq=fake), "FREE_TIER_LIMITS": "false", **env})
-    return RouteTable.from_settings(settings, SqliteStates(str(db)))
+    return RouteTable.from_settings(settings, DeferredStates(SqliteStates(str(db))))
 
 
 def trip(breaker: CircuitBreaker) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from llmgw.routing.breaker import BreakerPolicy, CircuitBreaker, Permit
 from llmgw.routing.quota import Cost, Used, take
-from llmgw.routing.state import MemoryStates, RouteStates, StoreStatus
+from llmgw.routing.state import MemoryStates, Store, StoreStatus
 from llmgw.state.sqlite import SqliteStates
 from tests.test_quota import NOW, RPD
 
@@ -26,7 +26,7 @@ def fail(breaker: CircuitBreaker, used: dict[str, Used]) -> None:
     breaker.record_failure(NOW, Permit.NORMAL)
 
 
-async def share_one_count_and_one_circuit(first: RouteStates, second: RouteStates) -> None:
+async def share_one_count_and_one_circuit(first: Store, second: Store) -> None:
     """What two stores on one shared place must show: each sees the other's changes."""
     spent = [await store.update(ROUTE, POLICY, USAGE, spend) for store in (first, second) * 2]
     assert spent == [True, True, True, False], "RPD 3 across both"

@@ -171,7 +171,7 @@ class Exchange:
         profile = self.ticket.route.provider.info.profile
         remaining = remaining_from_headers(profile.remaining_headers, headers)
         if remaining:
-            await self._walk.observe(self.ticket, remaining, now)
+            self._walk.observe(self.ticket, remaining, now)
 
     async def rest(self, seconds: float | None) -> None:
         await self._walk.rest(self.ticket, seconds, self._wall_clock())

@@ -355,7 +355,7 @@ class Walk:
             until = now + min(seconds, MAX_REST_SECONDS)
             await self._change(ticket, lambda breaker, _: breaker.block_until(until))
 
-    async def observe(self, ticket: Ticket, remaining: Mapping[str, int], now: float) -> None:
+    def observe(self, ticket: Ticket, remaining: Mapping[str, int], now: float) -> None:
         """The provider said how much of some quotas is left (its rate-limit headers)."""
         quotas = {q.name: q for q in ticket.target.quotas if q.name in remaining}
         if not quotas:
@@ -366,7 +366,7 @@ class Walk:
             for name, quota in quotas.items():
                 observe_remaining(quota, used, remaining[name], now, zone)
 
-        await self._change(ticket, apply)
+        self._defer(ticket, apply)  # a correction: nothing waits for it
 
     def reject_key(self, ticket: Ticket, reason: str, now: float) -> None:
         """The route's key is rejected: out of service for a while, with the reason shown."""
@@ -423,12 +423,23 @@ class Walk:
                     ticket.target.quotas, used, ticket.cost.tokens, tokens, ticket.counted_at
                 )
 
-        await self._change(ticket, apply)
+        if ticket.permit is Permit.NORMAL and effect.breaker is not Verdict.FAILURE:
+            # A success or no verdict, and a token correction: nothing waits for them, and no
+            # other worker needs them at once (a failure does: it may open the circuit).
+            self._defer(ticket, apply)
+        else:
+            await self._change(ticket, apply)
         return effect
 
     async def _change(self, ticket: Ticket, change: Change[None]) -> None:
         route = ticket.route
         await self._table.states.update(
+            route.state_key, self._table.policy, ticket.target.usage_key, change
+        )
+
+    def _defer(self, ticket: Ticket, change: Change[None]) -> None:
+        route = ticket.route
+        self._table.states.defer(
             route.state_key, self._table.policy, ticket.target.usage_key, change
         )
 

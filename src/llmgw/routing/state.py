@@ -3,7 +3,9 @@ route's quota counts. In memory for one process (`MemoryStates`); shared by ever
 host through SQLite, or by every replica through Redis (llmgw.state). Whatever the store, a
 change is atomic: it loads a route's breaker and counts, applies a pure change to them, and
 saves them, with no other worker's change in between. A change must be pure (it only reads and
-changes what it is given): a store may run it again on fresher state instead of locking."""
+changes what it is given): a store may run it again on fresher state instead of locking. A
+change nobody waits for may be deferred: a shared store writes it with the worker's next change
+on the route (llmgw.state.deferred)."""
 
 from __future__ import annotations
 
@@ -32,7 +34,9 @@ class StoreStatus:
 Change = Callable[[CircuitBreaker, dict[str, Used]], T]
 
 
-class RouteStates(Protocol):
+class Store(Protocol):
+    """Where the state lives: in this process, or shared (llmgw.state)."""
+
     async def update(
         self, route: str, policy: BreakerPolicy, usage: str | None, change: Change[T]
     ) -> T:
@@ -48,6 +52,15 @@ class RouteStates(Protocol):
         """Which store this is and whether this worker is using it now."""
 
 
+class RouteStates(Store, Protocol):
+    def defer(
+        self, route: str, policy: BreakerPolicy, usage: str | None, change: Change[None]
+    ) -> None:
+        """Apply `change` some time soon, in order with this worker's other changes to the
+        route; its result is not waited for. Shared stores write it with the next change
+        (llmgw.state.deferred)."""
+
+
 class MemoryStates:
     """One process's state, in dicts."""
 
@@ -58,6 +71,15 @@ class MemoryStates:
     async def update(
         self, route: str, policy: BreakerPolicy, usage: str | None, change: Change[T]
     ) -> T:
+        return self._apply(route, policy, usage, change)
+
+    def defer(
+        self, route: str, policy: BreakerPolicy, usage: str | None, change: Change[None]
+    ) -> None:
+        """In memory a change costs nothing: made at once."""
+        self._apply(route, policy, usage, change)
+
+    def _apply(self, route: str, policy: BreakerPolicy, usage: str | None, change: Change[T]) -> T:
         breaker = self.breakers.setdefault(route, policy.breaker())
         counts = self.usage.setdefault(usage, {}) if usage is not None else {}
         return change(breaker, counts)
