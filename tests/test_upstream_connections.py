@@ -5,13 +5,18 @@ sockets, against the fake provider and a bare server that closes its idle connec
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import pytest
 import trio
 
+from llmgw import upstream
+from llmgw.config import load_settings
 from llmgw.connections import StackTransport
+from llmgw.upstream import open_upstreams
 from tests.support.fake_provider import Behaviour
 from tests.support.gateway import HELLO, FakeStarter
 
@@ -188,3 +193,24 @@ async def test_a_new_connection_closed_before_an_answer_is_an_error_at_once(
             raise AssertionError("expected a RemoteProtocolError")
         assert read == [1], "not sent again: only a reused connection can have gone stale"
         assert transport.stack.open_connections == 0
+
+
+async def test_each_url_is_parsed_once_and_a_pool_of_many_starts_over(
+    start_fake: FakeStarter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upstream.send keeps the URLs it parsed; the requests still go where they were sent."""
+    monkeypatch.setattr(upstream, "_PARSED_URLS", 3)
+    fake = await start_fake("fake")
+    async with open_upstreams(load_settings({"GROQ_API_KEY": "gsk-test"})) as upstreams:
+        pool = upstreams["groq"]
+        paths = [f"/v1/chat/completions?n={n}" for n in (1, 2, 1, 3, 4, 5, 1)]
+        for path in paths:
+            response = await pool.send(
+                "POST", fake.base_url + path, {}, json.dumps(ASK).encode(), dict(pool.timeouts)
+            )
+            await response.aread()
+            await response.aclose()
+            assert response.status_code == 200
+            assert len(pool.urls) <= 3
+        assert [r.path for r in fake.requests] == paths
+        assert list(pool.urls) == [fake.base_url + p for p in paths[4:]], "cleared at the 4th"
