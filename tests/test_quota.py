@@ -125,6 +125,15 @@ def test_a_providers_own_figure_raises_the_count_never_lowers_it() -> None:
     assert left(RPD, used, NOW + 86_400, "UTC") == 3, "a new day"
 
 
+def test_a_providers_figure_from_before_a_new_window_leaves_that_window_alone() -> None:
+    """Read just before midnight, written just after (another worker counted in the new day
+    meanwhile): the new day's count stands."""
+    used: dict[str, Used] = {}
+    take((RPD,), used, Cost(), NOW + 86_400, "UTC")
+    observe_remaining(RPD, used, 0, NOW, "UTC")
+    assert left(RPD, used, NOW + 86_400, "UTC") == 2
+
+
 @pytest.mark.parametrize(
     ("body", "counts_max_tokens", "tokens"),
     [

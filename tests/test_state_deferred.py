@@ -4,6 +4,7 @@ with its next change on the route, in order, and reach the other workers within 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 from typing import TypeVar
 
@@ -209,3 +210,104 @@ async def test_the_walk_defers_successes_and_corrections_never_failures_or_probe
     assert probe.permit is Permit.PROBE
     await Walk(routes, [target], 1_000.0).settle(probe, Outcome.SUCCESS, 501.0)
     assert (await elsewhere())[0].trips == 0, "the probe's success closed it for all"
+
+
+def other_worker_mid_transaction(path: Path, seconds: float) -> tuple[sqlite3.Connection, float]:
+    """Another process holding the file's write lock, for `seconds` (see release_later)."""
+    holder = sqlite3.connect(str(path), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder, seconds
+
+
+async def release_later(holder: tuple[sqlite3.Connection, float]) -> None:
+    connection, seconds = holder
+    await trio.sleep(seconds)
+    connection.execute("COMMIT")
+    connection.close()
+
+
+async def test_a_change_made_while_deferred_ones_wait_for_the_lock_lands_after_them(
+    tmp_path: Path,
+) -> None:
+    """Failure, success (deferred), a take carrying it that waits for another process's lock,
+    and meanwhile a failure: stored in the order made, so one failure counts."""
+    mine, _, other = two_workers(tmp_path / "s.db")
+    await mine.update(ROUTE, POLICY, None, fail)
+    mine.defer(ROUTE, POLICY, USAGE, succeed)
+    holder = other_worker_mid_transaction(tmp_path / "s.db", 0.05)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(release_later, holder)
+        nursery.start_soon(mine.update, ROUTE, POLICY, USAGE, spend)
+        await trio.sleep(0.01)  # the take has the success and waits for the lock
+        await mine.update(ROUTE, POLICY, USAGE, fail)
+    breaker, _ = await other.peek(ROUTE, POLICY, None)
+    assert breaker.failures == 1
+
+
+async def test_a_read_while_deferred_ones_are_written_waits_for_them(tmp_path: Path) -> None:
+    mine, _, _ = two_workers(tmp_path / "s.db")
+    mine.defer(ROUTE, POLICY, USAGE, count_one)
+    holder = other_worker_mid_transaction(tmp_path / "s.db", 0.05)
+    seen: list[int] = []
+
+    async def read() -> None:
+        seen.append(await amount(mine))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(release_later, holder)
+        nursery.start_soon(mine.update, ROUTE, POLICY, USAGE, spend)
+        await trio.sleep(0.01)
+        nursery.start_soon(read)
+    assert seen == [2], "neither lost between pending and written, nor counted twice"
+
+
+async def test_a_cancelled_request_still_writes_the_changes_it_carried(tmp_path: Path) -> None:
+    """Request A's success is deferred; request B's take carries it and waits for the lock;
+    B's client goes away. A's change lands anyway."""
+    mine, _, other = two_workers(tmp_path / "s.db")
+    mine.defer(ROUTE, POLICY, USAGE, count_one)
+    holder = other_worker_mid_transaction(tmp_path / "s.db", 0.05)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(release_later, holder)
+        with trio.move_on_after(0.01):
+            await mine.update(ROUTE, POLICY, USAGE, _nothing_here)
+    assert await amount(other) == 1
+    await mine.flush()
+    assert await amount(other) == 1, "and only once"
+
+
+def _nothing_here(breaker: CircuitBreaker, used: dict[str, Used]) -> None:
+    return None
+
+
+async def test_folded_changes_are_written_once(tmp_path: Path) -> None:
+    mine, _, other = two_workers(tmp_path / "s.db")
+    mine.defer(ROUTE, POLICY, USAGE, count_one)
+    await mine.update(ROUTE, POLICY, USAGE, spend)
+    await mine.flush()
+    assert await amount(other) == 2
+
+
+async def test_deferred_changes_land_in_the_order_made(tmp_path: Path) -> None:
+    mine, _, other = two_workers(tmp_path / "s.db")
+    mine.defer(ROUTE, POLICY, USAGE, count_one)
+    mine.defer(ROUTE, POLICY, USAGE, lambda _, used: used["rpd"].__setattr__("amount", 10))
+    await mine.flush()
+    assert await amount(other) == 10, "set after the count, not before"
+
+
+async def test_closing_waits_for_a_flush_under_way_then_closes_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    settings = load_settings({"STATE_DB_PATH": str(path), "GROQ_API_KEY": "gsk-test"})
+    async with trio.open_nursery() as nursery:
+        async with open_states(settings, nursery) as states:
+            assert isinstance(states, DeferredStates)
+            await states.update(ROUTE, POLICY, USAGE, _nothing_here)
+            holder = other_worker_mid_transaction(path, 0.1)
+            nursery.start_soon(release_later, holder)
+            states.defer(ROUTE, POLICY, USAGE, count_one)
+            await trio.sleep(FLUSH_SECONDS + 0.02)  # the flush task is waiting for the lock
+        store = states.store
+        assert isinstance(store, SqliteStates)
+        assert await amount(SqliteStates(str(path))) == 1, "written before the store closed"
+    assert store._conn is None, "not opened again after closing"

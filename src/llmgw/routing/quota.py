@@ -123,7 +123,11 @@ def correct_tokens(
 def observe_remaining(
     quota: Quota, used: MutableMapping[str, Used], remaining: int, wall_now: float, zone: str
 ) -> None:
-    """A provider said how much of a quota is left: the count is at least what that means."""
+    """A provider said how much of a quota is left: the count is at least what that means. A
+    window begun since (the figure arrived just before it) keeps its own count."""
+    present = used.get(quota.name)
+    if present is not None and present.window_start > window_start(quota.window, wall_now, zone):
+        return
     counted = _current(quota, used, wall_now, zone)
     counted.amount = max(counted.amount, quota.limit - max(0, remaining))
 
