@@ -279,11 +279,10 @@ class Exchange:
             effect = await self._walk.settle(
                 self.ticket, outcome, self._wall_clock(), self._refusal, tokens
             )
-        event = self._event(outcome)
         if self.continued or (effect.fails_over and not self.committed):
-            self._events.failed_over(event)
+            self._events.failed_over(self._event(outcome, final=False))
         else:
-            self._events.ended(event)
+            self._events.ended(self._event(outcome, final=True))
 
     async def _drain(self) -> None:
         """Read what is left of a successful body (see DRAIN_SECONDS), within a bound of its
@@ -298,7 +297,7 @@ class Exchange:
             while left > 0 and (chunk := await anext(body, None)) is not None:
                 left -= len(chunk)
 
-    def _event(self, outcome: Outcome) -> AttemptEvent:
+    def _event(self, outcome: Outcome, *, final: bool) -> AttemptEvent:
         attempt, route = self.attempt, self.ticket.route
         latency_ms = self.elapsed_ms()
         log.info(
@@ -332,7 +331,7 @@ class Exchange:
             streamed=attempt.streamed,
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,
-            final=False,
+            final=final,
         )
 
 

@@ -39,8 +39,8 @@ MAX_TEXT_CHARS = 400  # a model name (the API refuses longer ones), a route, a r
 def storable(event: AttemptEvent) -> AttemptEvent:
     """The event with every figure in a range SQLite and the rollups can hold, and every text
     clipped: whatever an upstream or a client put in it, one event can never fail a batch."""
-    return dataclasses.replace(
-        event,
+    # Built field by field: dataclasses.replace looks the fields up on each call.
+    return AttemptEvent(
         time=_finite(event.time, 0.0, 2.0**40),
         request_id=event.request_id[:MAX_TEXT_CHARS],
         route=event.route[:MAX_TEXT_CHARS],
@@ -50,8 +50,10 @@ def storable(event: AttemptEvent) -> AttemptEvent:
         outcome=event.outcome[:MAX_TEXT_CHARS],
         latency_ms=_finite(event.latency_ms, 0.0, MAX_MILLISECONDS),
         ttfb_ms=None if event.ttfb_ms is None else _finite(event.ttfb_ms, 0.0, MAX_MILLISECONDS),
+        streamed=event.streamed,
         prompt_tokens=_count(event.prompt_tokens, MAX_TOKENS),
         completion_tokens=_count(event.completion_tokens, MAX_TOKENS),
+        final=event.final,
     )
 
 
@@ -103,7 +105,7 @@ class RequestEvents:
     def ended(self, event: AttemptEvent) -> None:
         """The attempt that ends the request, whatever its outcome."""
         self._release(final=False)
-        self._sink.emit(dataclasses.replace(event, final=True))
+        self._sink.emit(_final(event, True))
 
     def close(self) -> None:
         """The request gives up: the attempt still waiting was its last."""
@@ -112,4 +114,9 @@ class RequestEvents:
     def _release(self, *, final: bool) -> None:
         if self._waiting is not None:
             event, self._waiting = self._waiting, None
-            self._sink.emit(dataclasses.replace(event, final=final))
+            self._sink.emit(_final(event, final))
+
+
+def _final(event: AttemptEvent, final: bool) -> AttemptEvent:
+    """The event, final or not (a copy only if that changes it)."""
+    return event if event.final is final else dataclasses.replace(event, final=final)
