@@ -2,13 +2,19 @@
 2-core machine can answer it.
 
     python -m bench.scaling                     # both parts, 5 rounds, 5 s a window
-    python -m bench.scaling --part connections --rounds 9
+    python -m bench.scaling --part connections --rounds 9 --peers --before ../old/src
     python -m bench.scaling --part workers --budget 0.45
 
 **connections**: JSON requests per second at 50 connections against 10, through one worker on a
 core of its own. One gateway, the two loads alternated round after round, so that a drift of
 the machine (this one is shared) falls on both: the answer is the median of each round's ratio,
-with the lowest and highest.
+with the lowest and highest. The stack's floor (bench/floor.py) is measured the same way in the
+same rounds, and with `--peers` the Portkey gateway too (when it can be installed, see
+bench/peers.py): each round then also gives llmgw's and the floor's CPU a request over
+Portkey's, at each load, the goal "JSON CPU a request at most 0.75x Portkey's". With
+`--before SRC`, the llmgw package of that src/ directory joins the rounds too (`before-1w`),
+and each round gives llmgw's CPU a request over it: a before and after on the hot path that the
+machine's drift cannot fake.
 
 **workers**: two workers against one, each worker held to the same CPU budget (`--budget`
 cores, a CFS quota in a cgroup of its own) on core 0, the fake provider and the load generator
@@ -41,6 +47,7 @@ import orjson
 import trio
 from tests.support.launch import resources
 
+from bench import peers
 from bench.node_load import Fake, Load, fast_fake, pin_tree, run_load
 from bench.run import machine, save_report
 from bench.streams import (
@@ -50,6 +57,7 @@ from bench.streams import (
     Target,
     floor,
     llmgw,
+    peer,
     raise_file_limit,
     settle,
 )
@@ -66,6 +74,8 @@ class Plan:
     budget: float  # cores a worker may use, in the workers part
     parts: tuple[str, ...]
     load_cores: str | None  # the fake and the load generator: every core but 0
+    peers: bool = False  # the connections part also measures Portkey
+    before: str | None = None  # ... and the llmgw of this src/ directory
 
     @property
     def cores(self) -> Cores:
@@ -193,13 +203,28 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 async def connections(plan: Plan, fake: Fake) -> dict[str, Any]:
-    """JSON at 50 connections against 10 through llmgw's one worker, and through the stack's
-    floor (bench/floor.py), both on core 0: each round measures both loads on both."""
+    """JSON at 50 connections against 10 through llmgw's one worker, through the stack's floor
+    (bench/floor.py) and with `--peers` through Portkey, all on core 0: each round measures
+    both loads on each."""
     rounds: list[dict[str, Any]] = []
-    async with llmgw(fake, 1, None, plan.cores) as ours, floor(fake, plan.cores) as bare:
+    async with contextlib.AsyncExitStack() as stack:
+        targets = [
+            await stack.enter_async_context(llmgw(fake, 1, None, plan.cores)),
+            await stack.enter_async_context(floor(fake, plan.cores)),
+        ]
+        if plan.before is not None:
+            targets.append(await stack.enter_async_context(llmgw(fake, 1, plan.before, plan.cores)))
+        skipped = None
+        if plan.peers:
+            found = await peers.portkey(fake.url)
+            if isinstance(found, str):
+                skipped = found
+                print(f"portkey: skipped, {found}", flush=True)
+            else:
+                targets.append(await stack.enter_async_context(peer(found, plan.cores)))
         for number in range(plan.rounds):
             row: dict[str, Any] = {"round": number}
-            for target in in_turn((ours, bare), number):
+            for target in in_turn(tuple(targets), number):
                 measured = {}
                 for c in in_turn((10, 50), number):
                     measured[c] = await window(target, "json", c, plan, fake)
@@ -208,8 +233,18 @@ async def connections(plan: Plan, fake: Fake) -> dict[str, Any]:
                 row[target.name] = {"c10": measured[10], "c50": measured[50], "ratio": ratio}
             rounds.append(row)
             print(orjson.dumps(row).decode(), flush=True)
-    summary = {}
-    for name in (ours.name, bare.name):
+    summary = summarize(rounds, [t.name for t in targets])
+    out: dict[str, Any] = {"rounds": rounds, "summary": summary}
+    if skipped is not None:
+        out["portkey_skipped"] = skipped
+    return out
+
+
+def summarize(rounds: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """Each target's figures over the rounds (median, low, high), and its CPU a request over
+    the targets it is compared with (COMPARED), round by round."""
+    summary: dict[str, Any] = {}
+    for name in names:
         mine = [r[name] for r in rounds]
         summary[name] = {
             "ratio_50_over_10": spread([r["ratio"] for r in mine]),
@@ -218,7 +253,24 @@ async def connections(plan: Plan, fake: Fake) -> dict[str, Any]:
             "cpu_ms_10": spread([r["c10"]["cpu_ms_each"] for r in mine]),
             "cpu_ms_50": spread([r["c50"]["cpu_ms_each"] for r in mine]),
         }
-    return {"rounds": rounds, "summary": summary}
+        for other, label in COMPARED.get(name, {}).items():
+            if other in names:
+                for load in ("10", "50"):
+                    summary[name][f"cpu_over_{label}_{load}"] = cpu_over(rounds, name, other, load)
+    return summary
+
+
+# Whose CPU a request is compared with whose, round by round: target -> {other: label}.
+COMPARED = {
+    "gateway-1w": {"portkey": "portkey", "before-1w": "before"},
+    "floor": {"portkey": "portkey"},
+}
+
+
+def cpu_over(rounds: list[dict[str, Any]], name: str, other: str, load: str) -> dict[str, float]:
+    """`name`'s CPU a request over `other`'s at `load` connections, each round on its own."""
+    key = f"c{load}"
+    return spread([r[name][key]["cpu_ms_each"] / r[other][key]["cpu_ms_each"] for r in rounds])
 
 
 WORKLOADS = (("json", 10), ("json", 50), ("stream", 250))
@@ -332,9 +384,15 @@ def markdown(report: dict[str, Any]) -> str:
             ("50 over 10, each round", "ratio_50_over_10"),
             ("CPU ms/request at 10", "cpu_ms_10"),
             ("CPU ms/request at 50", "cpu_ms_50"),
+            ("CPU a request over Portkey's, at 10", "cpu_over_portkey_10"),
+            ("CPU a request over Portkey's, at 50", "cpu_over_portkey_50"),
+            ("CPU a request over before's, at 10", "cpu_over_before_10"),
+            ("CPU a request over before's, at 50", "cpu_over_before_50"),
         ):
-            cells = [found["summary"][n][key] for n in names]
-            said = " | ".join(f"{c['median']} ({c['low']}-{c['high']})" for c in cells)
+            cells = [found["summary"][n].get(key) for n in names]
+            if not any(cells):
+                continue
+            said = " | ".join(f"{c['median']} ({c['low']}-{c['high']})" if c else "" for c in cells)
             lines.append(f"| {label} | {said} |")
         lines.append("")
     workers = report["parts"].get("workers")
@@ -364,6 +422,8 @@ def parse_args() -> Plan:
     parser.add_argument("--warmup", type=float, default=1.5, help="before each window")
     parser.add_argument("--budget", type=float, default=0.45, help="cores per worker")
     parser.add_argument("--part", choices=("connections", "workers"), action="append")
+    parser.add_argument("--peers", action="store_true", help="connections: also Portkey")
+    parser.add_argument("--before", metavar="SRC", help="connections: also this src/'s llmgw")
     args = parser.parse_args()
     count = os.cpu_count() or 1
     return Plan(
@@ -373,6 +433,8 @@ def parse_args() -> Plan:
         budget=args.budget,
         parts=tuple(args.part or ("connections", "workers")),
         load_cores=None if count < 2 else ("1" if count == 2 else f"1-{count - 1}"),
+        peers=args.peers,
+        before=os.path.abspath(args.before) if args.before else None,
     )
 
 

@@ -13,7 +13,7 @@ import httpx
 import orjson
 import trio
 from bench.floor import floor_app, floor_config
-from bench.scaling import markdown, spread
+from bench.scaling import cpu_over, markdown, spread, summarize
 from hypercorn.trio import serve
 
 from tests.support.fake_provider import Behaviour, FakeProvider
@@ -96,15 +96,58 @@ def test_the_scaling_report_shows_each_target_and_each_workload() -> None:
         **dict.fromkeys(("one_rate", "two_rate", "one_cores", "two_cores"), figures),
         "errors": 0,
     }
+    against = {"median": 0.8, "low": 0.7, "high": 0.9}
+    ours = {**summary, "cpu_over_portkey_10": against, "cpu_over_portkey_50": against}
+    mine = {**ours, "cpu_over_before_10": against, "cpu_over_before_50": against}
+    targets = {"gateway-1w": mine, "floor": ours, "portkey": summary, "before-1w": summary}
     report = {
         "parts": {
-            "connections": {"summary": {"gateway-1w": summary, "floor": summary}},
+            "connections": {"summary": targets},
             "workers": {"budget_cores_per_worker": 0.45, "summary": {"json c=50": workload}},
         }
     }
     text = markdown(report)
-    assert "| gateway-1w | floor |" in text
+    assert "| gateway-1w | floor | portkey | before-1w |" in text
+    assert "| CPU a request over Portkey's, at 10 | 0.8 (0.7-0.9) | 0.8 (0.7-0.9) |  |  |" in text
+    assert "| CPU a request over before's, at 50 | 0.8 (0.7-0.9) |  |  |  |" in text
     assert "| 50 over 10, each round | 1.0 (0.9-1.1) | 1.0 (0.9-1.1) |" in text
     assert "| json c=50 | 1.0 | 1.0 | 2.1 (2.0-2.2) |" in text
     skipped = markdown({"parts": {"workers": {"skipped": "no cgroup cpu controller"}}})
     assert "workers: skipped, no cgroup cpu controller" in skipped
+
+
+def test_cpu_over_another_is_taken_round_by_round() -> None:
+    def row(ours: float, theirs: float) -> dict[str, Any]:
+        return {
+            "gateway-1w": {"c10": {"cpu_ms_each": ours}},
+            "portkey": {"c10": {"cpu_ms_each": theirs}},
+        }
+
+    rounds = [row(1.0, 2.0), row(3.0, 2.0), row(1.5, 2.0)]
+    assert cpu_over(rounds, "gateway-1w", "portkey", "10") == {
+        "median": 0.75,
+        "low": 0.5,
+        "high": 1.5,
+    }
+
+
+def test_each_target_is_compared_with_portkey_and_before_only_where_it_means_something() -> None:
+    def load(rate: float, cpu: float) -> dict[str, float]:
+        return {"rate": rate, "cpu_ms_each": cpu}
+
+    def target(cpu: float) -> dict[str, Any]:
+        return {"c10": load(100, cpu), "c50": load(90, cpu * 2), "ratio": 0.9}
+
+    names = ["gateway-1w", "floor", "before-1w", "portkey"]
+    cpus = (1.0, 0.5, 2.0, 4.0)
+    rounds = [{name: target(cpu) for name, cpu in zip(names, cpus, strict=True)}] * 3
+    summary = summarize(rounds, names)
+    ours = summary["gateway-1w"]
+    assert ours["cpu_over_portkey_10"]["median"] == 0.25
+    assert ours["cpu_over_before_50"]["median"] == 0.5
+    assert summary["floor"]["cpu_over_portkey_50"]["median"] == 0.125
+    assert "cpu_over_before_10" not in summary["floor"], "the floor has no before"
+    assert not any(k.startswith("cpu_over") for k in summary["portkey"])
+    assert summary["before-1w"]["ratio_50_over_10"]["median"] == 0.9
+    alone = summarize(rounds, ["gateway-1w", "floor"])
+    assert not any(k.startswith("cpu_over") for k in alone["gateway-1w"]), "no peer measured"
