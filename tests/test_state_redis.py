@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -223,3 +225,16 @@ async def test_a_probe_claimed_by_one_replica_is_not_claimed_by_another(
         await first.update(ROUTE, POLICY, None, trip)
         claims = [await s.update(ROUTE, POLICY, None, claim) for s in (first, second)]
     assert claims == [True, False]
+
+
+def test_a_gateway_without_state_url_never_loads_the_redis_client() -> None:
+    """The client is hundreds of modules and tens of thousands of objects that every worker
+    would carry (and its cycle collector walk) for nothing."""
+    check = (
+        "import sys, llmgw.cli, llmgw.web.app, llmgw.gateway; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'coredis'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"

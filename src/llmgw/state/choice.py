@@ -12,7 +12,6 @@ import trio
 from llmgw.config import Settings
 from llmgw.routing.state import RouteStates, Store
 from llmgw.state.deferred import DeferredStates
-from llmgw.state.redis import RedisStates
 from llmgw.state.sqlite import SqliteStates
 
 
@@ -24,6 +23,10 @@ async def open_states(settings: Settings, nursery: trio.Nursery) -> AsyncIterato
     async with AsyncExitStack() as stack:
         store: Store
         if settings.state_url is not None:
+            # Only here: the Redis client brings 500 modules and about 29,000 objects, which a
+            # worker without STATE_URL would carry, and its cycle collector walk, for nothing.
+            from llmgw.state.redis import RedisStates
+
             shared = RedisStates(settings.state_url, settings.state_timeout_seconds)
             await nursery.start(shared.run)
             stack.callback(shared.close)
