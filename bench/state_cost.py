@@ -4,6 +4,7 @@ replica) against the same state in each worker's memory. Needs redis-server on t
 
     python -m bench.state_cost            # both parts below, 3 rounds of 5 s each
     python -m bench.state_cost --micro    # only the store, in-process
+    python -m bench.state_cost --tail 30000   # SQLite's slowest changes: its checkpoints
 
 1. The store alone, in-process: a request's store work (the walk takes a route: breaker and
    quotas in one transaction; it settles: breaker and real token count in another) timed
@@ -70,6 +71,31 @@ async def store_us_per_request(states: RouteStates, tmp: Path, requests: int) ->
     for _ in range(requests):
         await one_request(table, target)
     return (time.perf_counter() - started) * 1e6 / requests
+
+
+async def sqlite_tail(tmp: Path, requests: int) -> dict[str, float]:
+    """The spread of one request's store work in SQLite, request after request: its slowest
+    ones are the checkpoints (the write-ahead log copied into the file, with an fsync), which
+    happen inside a change, on the event loop."""
+    table = bench_table(DeferredStates(SqliteStates(str(tmp / "tail.db"))), tmp)
+    target = Target(table.routes[0], table.routes[0].provider.model)
+    spent = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        await one_request(table, target)
+        spent.append(time.perf_counter() - started)
+    spent.sort()
+
+    def at(share: float) -> float:
+        return spent[min(len(spent) - 1, int(len(spent) * share))] * 1e6
+
+    return {
+        "median_us": at(0.5),
+        "p99_us": at(0.99),
+        "p999_us": at(0.999),
+        "max_us": spent[-1] * 1e6,
+        "over_1ms": float(sum(t > 1e-3 for t in spent)),
+    }
 
 
 async def redis_us_per_request(url: str, tmp: Path, requests: int) -> float:
@@ -173,10 +199,21 @@ async def end_to_end(rounds: int, seconds: float) -> dict[str, dict[str, float]]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--micro", action="store_true", help="only the store, in-process")
+    parser.add_argument(
+        "--tail", type=int, metavar="N", help="only SQLite's spread over N requests in a row"
+    )
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
+    if args.tail:
+        tail = trio.run(sqlite_tail, Path(tempfile.mkdtemp(prefix="llmgw-state-bench-")), args.tail)
+        print(
+            f"SQLite store work a request, {args.tail} in a row: median {tail['median_us']:.0f} us,"
+            f" p99 {tail['p99_us']:.0f}, p99.9 {tail['p999_us']:.0f}, max {tail['max_us']:.0f};"
+            f" over 1 ms: {tail['over_1ms']:.0f}"
+        )
+        return
     store = micro(args.requests)
     print(
         f"store work a request: memory {store['memory_us']:.1f} us, "
