@@ -131,6 +131,19 @@ async def test_closing_the_gateway_store_writes_what_is_deferred(tmp_path: Path)
     assert await amount(SqliteStates(str(path))) == 1
 
 
+async def test_the_gateway_store_flushes_by_itself_while_it_runs(tmp_path: Path) -> None:
+    """open_states starts the flush task: another worker sees a deferred change within the
+    flush time, with no other change and no closing."""
+    path = tmp_path / "state.db"
+    settings = load_settings({"STATE_DB_PATH": str(path), "GROQ_API_KEY": "gsk-test"})
+    other = SqliteStates(str(path))
+    async with trio.open_nursery() as nursery, open_states(settings, nursery) as states:
+        states.defer(ROUTE, POLICY, USAGE, count_one)
+        assert await amount(other) == 0
+        await trio.sleep(FLUSH_SECONDS * 6)
+        assert await amount(other) == 1
+
+
 async def test_a_change_that_raises_still_lets_the_deferred_ones_through(tmp_path: Path) -> None:
     mine, _, other = two_workers(tmp_path / "s.db")
     mine.defer(ROUTE, POLICY, USAGE, count_one)
