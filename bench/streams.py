@@ -27,7 +27,7 @@ import os
 import resource
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,7 +114,15 @@ def scenarios(plan: Plan, target: Target) -> list[tuple[str, int]]:
 
 
 @asynccontextmanager
-async def llmgw(fake: Fake, workers: int, src: str | None, cores: Cores) -> AsyncIterator[Target]:
+async def llmgw(
+    fake: Fake,
+    workers: int,
+    src: str | None,
+    cores: Cores,
+    wrap: Sequence[str] = (),
+    ready_within: float = 20.0,
+) -> AsyncIterator[Target]:
+    """`python -m llmgw` in front of the fake; `wrap` goes before the command (valgrind)."""
     scratch = Path(tempfile.mkdtemp(prefix="llmgw-bench-streams-"))
     config = scratch / "llmgw.yaml"
     config.write_text(CONFIG.format(base=fake.url))
@@ -128,7 +136,7 @@ async def llmgw(fake: Fake, workers: int, src: str | None, cores: Cores) -> Asyn
     if src is not None:
         env["PYTHONPATH"] = src  # that checkout's llmgw shadows the installed one
     name = f"{'before' if src else 'gateway'}-{workers}w"
-    async with gateway_process(env, cwd=str(scratch)) as gw:
+    async with gateway_process(env, str(scratch), wrap=wrap, ready_within=ready_within) as gw:
         where = cores.one_worker if workers == 1 else cores.two_workers
         if where is not None:
             pin_tree(gw.process.pid, where)
@@ -137,13 +145,15 @@ async def llmgw(fake: Fake, workers: int, src: str | None, cores: Cores) -> Asyn
 
 
 @asynccontextmanager
-async def floor(fake: Fake, cores: Cores) -> AsyncIterator[Target]:
+async def floor(
+    fake: Fake, cores: Cores, wrap: Sequence[str] = (), ready_within: float = 20.0
+) -> AsyncIterator[Target]:
     """bench/floor.py, the thinnest proxy on the same stack, pinned like one worker."""
     port = free_port()
-    argv = [sys.executable, "-m", "bench.floor", "--port", str(port), "--upstream", fake.url]
+    argv = [*wrap, sys.executable, "-m", "bench.floor", "--port", str(port), "--upstream", fake.url]
     process = await trio.lowlevel.open_process(argv, cwd=Path(__file__).parent.parent)
     try:
-        with trio.fail_after(20):
+        with trio.fail_after(ready_within):
             while True:
                 try:
                     await (await trio.open_tcp_stream("127.0.0.1", port)).aclose()

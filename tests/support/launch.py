@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,9 +91,15 @@ class GatewayProcess:
 
 @asynccontextmanager
 async def gateway_process(
-    env: Mapping[str, str], cwd: str | None = None
+    env: Mapping[str, str],
+    cwd: str | None = None,
+    *,
+    wrap: Sequence[str] = (),
+    ready_within: float = 20.0,
 ) -> AsyncIterator[GatewayProcess]:
     """`python -m llmgw` as a child process, as a user starts it; killed at the end if still up.
+    `wrap` goes before the command (bench/cachesim.py runs it under valgrind, which also needs
+    longer than `ready_within`'s usual 20 s to start it).
 
     It runs in a scratch directory unless told otherwise: no developer's .env is read and no
     metrics.db is left behind.
@@ -116,7 +122,7 @@ async def gateway_process(
     output = bytearray()
     async with trio.open_nursery() as nursery:
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "llmgw"],
+            [*wrap, sys.executable, "-m", "llmgw"],
             env=full_env,
             cwd=cwd or tempfile.mkdtemp(prefix="llmgw-"),
             stdout=subprocess.PIPE,
@@ -132,7 +138,7 @@ async def gateway_process(
         nursery.start_soon(collect)
         url = f"http://127.0.0.1:{port}"
         try:
-            await _wait_until_serving(url, process, output)
+            await _wait_until_serving(url, process, output, ready_within)
             yield GatewayProcess(url, process, output)
         finally:
             with trio.CancelScope(shield=True):
@@ -151,9 +157,11 @@ async def _stop(process: trio.Process) -> None:
     await process.wait()
 
 
-async def _wait_until_serving(url: str, process: trio.Process, output: bytearray) -> None:
+async def _wait_until_serving(
+    url: str, process: trio.Process, output: bytearray, ready_within: float
+) -> None:
     async with httpx.AsyncClient(trust_env=False) as client:
-        with trio.fail_after(20):
+        with trio.fail_after(ready_within):
             while True:
                 if process.poll() is not None:
                     raise RuntimeError(f"llmgw exited early: {output.decode()}")
