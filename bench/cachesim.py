@@ -2,15 +2,18 @@
 counts instead of sampling: callgrind's instruction count and its simulated caches.
 
     python -m bench.cachesim                       # 600 requests a window, 2 rounds
-    python -m bench.cachesim --ll 8388608,16,64         # the last level as an 8 MB L3 share
+    python -m bench.cachesim --ll 4194304,16,64    # the last level as a 4 MB share of L3
 
 llmgw (one worker) and bench/floor.py, the thinnest proxy on the same stack, run side by side
 under valgrind in front of the Node fake; httpx sends the JSON load. Instrumentation is on only
 while a window's requests run (`callgrind_control`), after a warm-up at each load, so start-up
 and idle time do not count. Callgrind models two levels: L1 (32 KB, 8-way, here) and a last
 level, by default this project's bench machine's L2 (1 MB, 8-way, 64-byte lines); `--ll` sets it
-to another size, to stand for a share of L3. It cannot model both at once, L3 shared with other
-processes, the TLB or the branch predictor.
+to another size, to stand for a share of L3; `--branches` adds its simple branch predictor. It
+cannot model L2 and L3 at once, L3 shared with other processes, or the TLB. Switching
+instrumentation on empties its simulated caches, so a quarter window's requests refill them
+before the window's counts start. A window records whether a full collection ran in it, which
+decides most misses of a last level that holds the working set.
 
 Reads: if the instructions a request runs do not grow with the load and the modelled misses grow
 alike in llmgw and the floor, the extra CPU time at 50 connections is not work our code adds.
@@ -57,10 +60,14 @@ class Dump:
     totals: dict[str, int]
     functions: dict[str, Counter[str]]
 
-    def figures(self, requests: int) -> dict[str, float]:
+    def figures(self, requests: int) -> dict[str, Any]:
         """Instructions, L1 misses and last-level misses a request, and mispredicted branches
-        when callgrind simulated them."""
-        figures = {
+        when callgrind simulated them; with the window's label, and whether a full collection
+        ran in it (types are traversed by no other), which sets most of the misses of a last
+        level large enough to hold the working set."""
+        figures: dict[str, Any] = {
+            "label": self.label,
+            "full_collection": self.functions.get("type_traverse", Counter())["Ir"] > 0,
             "instructions": self.totals.get("Ir", 0) / requests,
             "l1_misses": sum(self.totals.get(e, 0) for e in L1) / requests,
             "ll_misses": sum(self.totals.get(e, 0) for e in LL) / requests,
@@ -72,6 +79,10 @@ class Dump:
 
 
 _NAMED = re.compile(r"\((\d+)\)(?: (.*))?")
+# A body line (fn=, calls=, ...) is split at its first "=", a header (events:, desc: ...) at its
+# first ": ": a function's name may hold either.
+_BODY = re.compile(r"([a-z]+)=(.*)")
+_HEADER = re.compile(r"([a-z]+):\s*(.*)")
 _RECURSION = re.compile(r"'\d+$")  # callgrind's name for a function's n-th recursion level
 
 
@@ -96,7 +107,10 @@ def parse(text: str) -> Dump:
                 values = line.split()[positions:]
                 current.update(dict(zip(events, map(int, values), strict=False)))
             continue
-        key, _, value = line.partition(": ") if ": " in line else line.partition("=")
+        found = _BODY.fullmatch(line) or _HEADER.fullmatch(line)
+        if found is None:
+            continue
+        key, value = found[1], found[2]
         if key == "desc" and value.startswith("Trigger: "):
             label = value.removeprefix("Trigger: ").removeprefix("dump ").strip()
         elif key == "positions":
@@ -106,8 +120,8 @@ def parse(text: str) -> Dump:
         elif key in ("totals", "summary"):
             totals = dict(zip(events, map(int, value.split()), strict=False))
         elif key in ("fn", "cfn"):
-            found = _NAMED.fullmatch(value)
-            name = value if found is None else names.setdefault(found[1], found[2] or found[1])
+            named = _NAMED.fullmatch(value)
+            name = value if named is None else names.setdefault(named[1], named[2] or named[1])
             if key == "fn":
                 current = functions.setdefault(_RECURSION.sub("", name), Counter())
         elif key == "calls":
@@ -188,23 +202,27 @@ async def control(pid: int, *args: str) -> None:
 
 async def windows(target: Target, plan: Plan, failed: dict[str, Counter[int]]) -> None:
     """Warm each load up, then measure `plan.rounds` windows at each, alternated; each window
-    is dumped as r<round>-c<connections>."""
+    is dumped as r<round>-c<connections>. Switching instrumentation on empties the simulated
+    caches: a quarter window's requests fill them again before the counts are zeroed (which
+    leaves the caches as they are)."""
     assert target.pid is not None
     for concurrency in LOADS:
         await send(target.url, plan.requests // 2, concurrency)
     counts = failed.setdefault(target.name, Counter())
     for round_ in range(plan.rounds):
         for concurrency in LOADS:
-            await control(target.pid, "-z")
             await control(target.pid, "-i", "on")
+            counts[concurrency] += await send(target.url, plan.requests // 4, concurrency)
+            await control(target.pid, "-z")
             counts[concurrency] += await send(target.url, plan.requests, concurrency)
-            await control(target.pid, "-i", "off")
             await control(target.pid, "-d", f"r{round_}-c{concurrency}")
+            await control(target.pid, "-i", "off")
             print(f"{target.name}: round {round_} at {concurrency} done", flush=True)
 
 
 def summarise(out: Path, name: str, failed: Counter[int], requests: int) -> dict[str, Any]:
-    dumps = [parse(path.read_text()) for path in sorted(out.glob(f"{name}.*.*"))]
+    dumps = [parse(path.read_text()) for path in out.glob(f"{name}.*.*")]
+    dumps.sort(key=lambda dump: dump.label)
     by_load = {c: [d for d in dumps if d.label.endswith(f"-c{c}")] for c in LOADS}
     return {
         "loads": {
@@ -269,8 +287,16 @@ def markdown(report: dict[str, Any]) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for name, result in report["targets"].items():
-        first = result["loads"][low]["windows"][:1]  # no windows: a target that dumped none
-        for figure in first[0] if first else ():
+        windows = {c: result["loads"][c]["windows"] for c in (low, high)}
+        full = (sum(w["full_collection"] for w in windows[c]) for c in (low, high))
+        cells = " | ".join(
+            f"{n} of {len(windows[c])}" for n, c in zip(full, (low, high), strict=True)
+        )
+        lines.append(f"| {name} | windows with a full collection | {cells} | |")
+        first = windows[low][:1]  # no windows: a target that dumped none
+        for figure in (
+            [f for f in first[0] if f not in ("label", "full_collection")] if first else ()
+        ):
             a, b = (mean(w[figure] for w in result["loads"][c]["windows"]) for c in (low, high))
             change = f"{(b - a) / a:+.1%}" if a else "n/a"
             lines.append(

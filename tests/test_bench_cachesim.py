@@ -47,16 +47,19 @@ fi=(2) object.h
 * 100 10 10 0 0 0 0 1
 fn=(12) helper'2
 91 20 0 0 0 0 0 0 3
+fn=(13) operator==: a name with both separators
+5 7
 
-totals: 575 150 40 10 8 4 3 7 1
+totals: 582 150 40 10 8 4 3 7 1
 """
 
 
 def test_each_function_keeps_its_own_cost_and_not_its_callees() -> None:
     dump = parse(DUMP)
     assert dump.label == "r1-c50"
-    assert dump.totals["Ir"] == 575
-    assert set(dump.functions) == {"work", "helper"}
+    assert dump.totals["Ir"] == 582
+    assert dump.functions["operator==: a name with both separators"]["Ir"] == 7
+    assert set(dump.functions) == {"work", "helper", "operator==: a name with both separators"}
     assert dump.functions["work"]["Ir"] == 155  # 100 + 50 + 5: the call's 400 is helper's
     assert dump.functions["work"]["ILmr"] == 1
     helper = dump.functions["helper"]
@@ -71,7 +74,18 @@ def test_each_function_keeps_its_own_cost_and_not_its_callees() -> None:
 
 def test_figures_are_per_request() -> None:
     figures = parse(DUMP).figures(requests=5)
-    assert figures == {"instructions": 115.0, "l1_misses": 22 / 5, "ll_misses": 11 / 5}
+    assert figures == {
+        "label": "r1-c50",
+        "full_collection": False,
+        "instructions": 582 / 5,
+        "l1_misses": 22 / 5,
+        "ll_misses": 11 / 5,
+    }
+
+
+def test_a_window_says_whether_a_full_collection_ran_in_it() -> None:
+    collected = DUMP.replace("fn=(12) helper'2", "fn=(12) type_traverse")
+    assert parse(collected).figures(requests=5)["full_collection"] is True
 
 
 def _dump(label: str, **misses: int) -> Dump:
@@ -90,8 +104,9 @@ def test_shifted_puts_the_largest_growth_first_averaged_over_rounds() -> None:
 
 
 def test_markdown_shows_each_figure_and_its_change() -> None:
-    window = {"instructions": 100.0, "l1_misses": 10.0, "ll_misses": 1.0}
-    more = {"instructions": 90.0, "l1_misses": 10.0, "ll_misses": 2.0}
+    window = {"label": "r0-c10", "full_collection": True, "instructions": 100.0, "l1_misses": 10.0}
+    more = {"label": "r0-c50", "full_collection": False, "instructions": 90.0, "l1_misses": 10.0}
+    window["ll_misses"], more["ll_misses"] = 1.0, 2.0
     report = {
         "targets": {
             "floor": {
@@ -106,6 +121,8 @@ def test_markdown_shows_each_figure_and_its_change() -> None:
     text = markdown(report)
     assert "| floor | instructions | 100 | 90 | -10.0% |" in text
     assert "| floor | ll misses | 1 | 2 | +100.0% |" in text
+    assert "| floor | windows with a full collection | 1 of 1 | 0 of 1 | |" in text
+    assert "label" not in text
     assert "| `gc` | 1.0 | 2.0 |" in text
 
 
@@ -129,7 +146,7 @@ def test_mispredicted_branches_count_when_callgrind_simulated_them() -> None:
     branchy = DUMP.replace(
         "events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw",
         "events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw Bc Bcm Bi Bim",
-    ).replace("totals: 575 150 40 10 8 4 3 7 1", "totals: 575 150 40 10 8 4 3 7 1 60 9 20 6")
+    ).replace("totals: 582 150 40 10 8 4 3 7 1", "totals: 582 150 40 10 8 4 3 7 1 60 9 20 6")
     assert parse(branchy).figures(requests=5)["mispredicted_branches"] == (9 + 6) / 5
     assert "mispredicted_branches" not in parse(DUMP).figures(requests=5)
 
