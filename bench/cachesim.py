@@ -39,13 +39,13 @@ from typing import Any
 import httpx
 import trio
 
+from bench.loadgen import BODY
 from bench.node_load import Fake, fast_fake
 from bench.run import machine, save_report
 from bench.streams import EVENTS, INTERVAL_MS, Cores, Target, floor, llmgw
 
 VALGRIND = shutil.which("valgrind")
 CONTROL = shutil.which("callgrind_control")
-BODY = {"model": "auto", "messages": [{"role": "user", "content": "Hello, how are you today?"}]}
 LOADS = (10, 50)
 L1 = ("I1mr", "D1mr", "D1mw")
 LL = ("ILmr", "DLmr", "DLmw")  # misses in the last level modelled
@@ -98,7 +98,7 @@ def parse(text: str) -> Dump:
     positions = 1
     inclusive = False
     for line in text.splitlines():
-        if not line or line[0] in "#":
+        if not line or line.startswith("#"):
             continue
         if line[0].isdigit() or line[0] in "+-*":
             if inclusive:
@@ -167,7 +167,7 @@ async def send(url: str, requests: int, concurrency: int) -> int:
     left = requests
     failed = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"authorization": "Bearer bench"}
+    headers = {"authorization": "Bearer bench", "content-type": "application/json"}
     async with httpx.AsyncClient(timeout=600, limits=limits, trust_env=False) as client:
 
         async def worker() -> None:
@@ -175,7 +175,7 @@ async def send(url: str, requests: int, concurrency: int) -> int:
             while left > 0:
                 left -= 1
                 try:
-                    answer = await client.post(url, json=BODY, headers=headers)
+                    answer = await client.post(url, content=BODY + b"}", headers=headers)
                 except httpx.HTTPError:
                     failed += 1
                     continue
@@ -287,17 +287,17 @@ def markdown(report: dict[str, Any]) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for name, result in report["targets"].items():
-        windows = {c: result["loads"][c]["windows"] for c in (low, high)}
-        full = (sum(w["full_collection"] for w in windows[c]) for c in (low, high))
+        by_load = {c: result["loads"][c]["windows"] for c in (low, high)}
+        full = (sum(w["full_collection"] for w in by_load[c]) for c in (low, high))
         cells = " | ".join(
-            f"{n} of {len(windows[c])}" for n, c in zip(full, (low, high), strict=True)
+            f"{n} of {len(by_load[c])}" for n, c in zip(full, (low, high), strict=True)
         )
         lines.append(f"| {name} | windows with a full collection | {cells} | |")
-        first = windows[low][:1]  # no windows: a target that dumped none
+        first = by_load[low][:1]  # no windows: a target that dumped none
         for figure in (
             [f for f in first[0] if f not in ("label", "full_collection")] if first else ()
         ):
-            a, b = (mean(w[figure] for w in result["loads"][c]["windows"]) for c in (low, high))
+            a, b = (mean(w[figure] for w in by_load[c]) for c in (low, high))
             change = f"{(b - a) / a:+.1%}" if a else "n/a"
             lines.append(
                 f"| {name} | {figure.replace('_', ' ')} | {a:,.0f} | {b:,.0f} | {change} |"
