@@ -1,16 +1,24 @@
 """bench/cachesim.py: its reading of callgrind's output format (a handwritten file in that
 format, as callgrind 3.19 writes it with name compression) must keep each function's own cost
-only, or the table would count a call's cost twice; and its load must send exactly the requests
-it says, over real sockets to the fake provider, counting the failed ones."""
+only, or the table would count a call's cost twice; its windows must be grouped by load from
+one target's dumps; its load must send exactly the requests it says, over real sockets to the
+fake provider, counting the failed ones; and the launcher must start the gateway under a
+wrapper, as valgrind runs it, failing in the time it is given when the gateway is not up."""
 
 from __future__ import annotations
 
+import stat
 from collections import Counter
+from pathlib import Path
 
-from bench.cachesim import LOADS, Dump, markdown, parse, send, shifted
+import httpx
+import pytest
+import trio
+from bench.cachesim import LOADS, Dump, markdown, parse, send, shifted, summarise
 
 from tests.support.fake_provider import Behaviour
 from tests.support.gateway import FakeStarter
+from tests.support.launch import gateway_process
 
 # Two functions: `work` calls `helper` (its inclusive cost line after `calls=` must not count
 # for `work`); `helper'2` is a second recursion level of `helper`; positions use callgrind's
@@ -154,3 +162,47 @@ def test_mispredicted_branches_count_when_callgrind_simulated_them() -> None:
 def test_markdown_survives_a_target_that_dumped_nothing() -> None:
     empty = {str(c): {"windows": [], "failed": 0} for c in LOADS}
     assert "| target |" in markdown({"targets": {"floor": {"loads": empty, "shifted": []}}})
+
+
+def test_summarise_reads_one_targets_window_dumps_by_load(tmp_path: Path) -> None:
+    for number, label in enumerate(("r0-c10", "r0-c50", "r1-c10"), start=1):
+        (tmp_path / f"floor.77.{number}").write_text(DUMP.replace("r1-c50", label))
+    (tmp_path / "floor.77").write_text(DUMP)  # the dump at exit: not a window
+    (tmp_path / "floor.log").write_text("valgrind's log")
+    (tmp_path / "gateway-1w.78.1").write_text(DUMP)  # another target's
+    summary = summarise(tmp_path, "floor", Counter({10: 1}), requests=5)
+    windows = {c: summary["loads"][c]["windows"] for c in ("10", "50")}
+    assert [w["label"] for w in windows["10"]] == ["r0-c10", "r1-c10"]
+    assert [w["label"] for w in windows["50"]] == ["r0-c50"]
+    assert summary["loads"]["10"]["failed"] == 1
+    assert summary["loads"]["50"]["failed"] == 0
+
+
+def _wrapper(tmp_path: Path, before: str) -> str:
+    script = tmp_path / "wrap.sh"
+    script.write_text(f'#!/bin/sh\n{before}\nexec "$@"\n')
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(script)
+
+
+async def test_the_gateway_starts_under_a_wrapper_as_valgrind_runs_it(
+    start_fake: FakeStarter, tmp_path: Path
+) -> None:
+    fake = await start_fake("groq")
+    mark = tmp_path / "wrapped"
+    env = {"GROQ_API_KEY": "k", "GROQ_BASE_URL": fake.base_url + "/v1", "MARK": str(mark)}
+    wrap = [_wrapper(tmp_path, 'echo "$@" > "$MARK"')]
+    async with gateway_process(env, wrap=wrap) as gw, httpx.AsyncClient(trust_env=False) as c:
+        answer = await c.get(gw.url + "/health")
+    assert answer.status_code == 200
+    assert mark.read_text().split()[-2:] == ["-m", "llmgw"]  # the wrapper ran the gateway
+
+
+async def test_a_gateway_slower_to_start_than_allowed_fails_in_time(tmp_path: Path) -> None:
+    wrap = [_wrapper(tmp_path, "sleep 30")]
+    started = trio.current_time()
+    with pytest.raises(BaseExceptionGroup) as caught:  # out of the launcher's nursery
+        async with gateway_process({}, wrap=wrap, ready_within=0.5):
+            pass
+    assert caught.group_contains(trio.TooSlowError, depth=1)
+    assert trio.current_time() - started < 10
