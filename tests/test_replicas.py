@@ -26,13 +26,15 @@ BODY = {"messages": MESSAGES}
 async def replicas(
     redis: RedisServer, env: dict[str, str], tmp_path: Path, count: int = 2
 ) -> AsyncIterator[list[GatewayProcess]]:
-    """`count` gateways, each in its own directory (no SQLite file to share), one Redis."""
+    """`count` gateways, each in its own directory (no SQLite file to share), one Redis. Its
+    timeout is long: a stopped Redis refuses at once, and a loaded machine must not turn a slow
+    answer into a fallback the test did not cause."""
     async with AsyncExitStack() as stack:
         started = []
         for index in range(count):
             cwd = tmp_path / f"replica-{index}"
             cwd.mkdir()
-            full = {"STATE_URL": redis.url, **env}
+            full = {"STATE_URL": redis.url, "STATE_TIMEOUT_SECONDS": "5", **env}
             started.append(await stack.enter_async_context(gateway_process(full, str(cwd))))
         yield started
 
