@@ -31,6 +31,7 @@ from llmgw.web.cors import CorsPolicy
 from llmgw.web.edge import DEADLINE_SECONDS, GatewayConnection
 from llmgw.web.endpoints import chat, embeddings, health, models, responses, stats
 from llmgw.web.hangup import reload_on_hangup
+from llmgw.web.keepalive import install as install_idle_timer
 
 log = logging.getLogger("llmgw")
 
@@ -41,6 +42,7 @@ def create_app(
     """The app serving `settings`. With `reload_on_sighup` (a server process, whose main thread
     runs it), SIGHUP reloads the configuration (web.hangup); `hangups_seen` is how many the
     supervisor had passed on when `settings` were read."""
+    install_idle_timer()  # for every connection hypercorn accepts in this process
     app = QuartTrio("llmgw", static_folder=None)
     app.asgi_http_class = GatewayConnection.with_cors(
         CorsPolicy.from_setting(settings.cors_allow_origins)

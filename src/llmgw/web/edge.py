@@ -17,7 +17,9 @@ class, with what must hold for every response whatever produced it.
 - The last send is shielded from cancellation. quart-trio cancels the request task while
   hypercorn is still inside the final `send()`, the one that re-arms hypercorn's keep-alive
   timer; the timer would die and idle keep-alive sockets would never be closed. A request
-  already cancelled skips the shield, and a stuck shielded send is reset like any other.
+  already cancelled skips the shield, and a stuck shielded send is reset like any other. Since
+  the timer is then re-armed after every answer, it is ours (`keepalive`): hypercorn's own
+  starts a task each time.
 - CORS, when CORS_ALLOW_ORIGINS is set (`cors`): a preflight from an allowed origin is answered
   here, on every path, before Quart and its key checks; every other answer to an allowed origin
   (JSON, streams, errors) carries the allow and expose headers.
