@@ -183,35 +183,51 @@ class TaskGroup:
         self.spawn = nursery.start_soon
 
 
+@dataclass
+class Armed:
+    """A timer, its owner, and `answered()`: what hypercorn calls at the end of an answer."""
+
+    nursery: trio.Nursery
+    owner: Owner = field(default_factory=Owner)
+    timer: IdleTimer = field(default_factory=IdleTimer)
+    at: float = field(default_factory=trio.current_time)  # when it was made
+
+    async def answered(self) -> None:
+        await self.timer.restart(TaskGroup(self.nursery), self.owner._idle_timeout)
+
+
+@pytest.fixture
+async def armed(nursery: trio.Nursery) -> Armed:
+    """A timer armed by a first answer (the test asks for the virtual clock)."""
+    armed = Armed(nursery)
+    await armed.answered()
+    return armed
+
+
 async def test_a_timer_re_armed_after_its_deadline_passed_waits_for_the_new_one(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, armed: Armed
 ) -> None:
-    owner, timer = Owner(), IdleTimer()
-    async with trio.open_nursery() as nursery:
-        await timer.restart(TaskGroup(nursery), owner._idle_timeout)
-        await trio.testing.wait_all_tasks_blocked()
-        # The deadline fires while a request is served, and the request ends before the timer's
-        # task runs again: nothing yields in between, as when both fall in one scheduler pass.
-        await timer.stop()
-        assert timer._scope is not None
-        timer._scope.cancel()
-        await timer.restart(TaskGroup(nursery), owner._idle_timeout)
-        await trio.sleep(4.9)
-        assert owner.closes == [], "closed under the new deadline"
-        await trio.sleep(0.2)
-        assert owner.closes == [pytest.approx(5.0, abs=0.01)]
+    await trio.testing.wait_all_tasks_blocked()
+    # The deadline fires while a request is served, and the request ends before the timer's
+    # task runs again: nothing yields in between, as when both fall in one scheduler pass.
+    await armed.timer.stop()
+    assert armed.timer._scope is not None
+    armed.timer._scope.cancel()
+    await armed.answered()
+    await trio.sleep(4.9)
+    assert armed.owner.closes == [], "closed under the new deadline"
+    await trio.sleep(0.2)
+    assert armed.owner.closes == [pytest.approx(armed.at + 5.0, abs=0.01)]
 
 
 async def test_a_busy_connection_past_its_deadline_is_left_open_and_the_task_ends(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, armed: Armed
 ) -> None:
-    owner, timer = Owner(), IdleTimer()
-    async with trio.open_nursery() as nursery:
-        await timer.restart(TaskGroup(nursery), owner._idle_timeout)
-        await timer.stop()
-        await trio.sleep(10)
-        assert timer._scope is None, "the task ended: the next answer starts another"
-        assert owner.closes == []
-        await timer.restart(TaskGroup(nursery), owner._idle_timeout)
-        owner.context.terminated.set()  # the server stops: an idle connection goes at once
-    assert owner.closes == [pytest.approx(10.0, abs=0.01)]
+    await armed.timer.stop()
+    await trio.sleep(10)
+    assert armed.timer._scope is None, "the task ended: the next answer starts another"
+    assert armed.owner.closes == []
+    await armed.answered()
+    armed.owner.context.terminated.set()  # the server stops: an idle connection goes at once
+    await trio.testing.wait_all_tasks_blocked()
+    assert armed.owner.closes == [pytest.approx(armed.at + 10.0, abs=0.01)]
