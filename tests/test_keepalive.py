@@ -16,6 +16,7 @@ from llmgw.web.keepalive import IdleTimer, install
 from tests.support.fake_provider import Behaviour
 from tests.support.gateway import FakeStarter, provider_env, running_gateway
 from tests.support.launch import gateway_process
+from tests.support.wire import connect
 
 HEALTH = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
 BODY = b'{"messages":[{"role":"user","content":"hi"}]}'
@@ -23,11 +24,6 @@ CHAT = (
     b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     b"Content-Length: %d\r\n\r\n%s" % (len(BODY), BODY)
 )
-
-
-async def connect(url: str) -> trio.SocketStream:
-    host, port = url.removeprefix("http://").split(":")
-    return await trio.open_tcp_stream(host, int(port))
 
 
 async def answer(stream: trio.SocketStream) -> bytes:

@@ -9,13 +9,18 @@ import orjson
 import trio
 
 
+async def connect(url: str) -> trio.SocketStream:
+    """A plain TCP connection to the server at `url` (http://host:port)."""
+    host, port = url.removeprefix("http://").split(":")
+    return await trio.open_tcp_stream(host, int(port))
+
+
 async def send_raw(
     url: str, data: bytes, *, pieces: int = 1, pause: float = 0.0, read_for: float = 3.0
 ) -> bytes:
     """Send raw bytes (in `pieces`, `pause` apart) and read until the server closes or
     `read_for` passes."""
-    host, port = url.removeprefix("http://").split(":")
-    stream = await trio.open_tcp_stream(host, int(port))
+    stream = await connect(url)
     received = bytearray()
     async with stream:
         size = -(-len(data) // pieces)
