@@ -32,6 +32,7 @@ from llmgw.web.edge import DEADLINE_SECONDS, GatewayConnection
 from llmgw.web.endpoints import chat, embeddings, health, models, responses, stats
 from llmgw.web.hangup import reload_on_hangup
 from llmgw.web.keepalive import install as install_idle_timer
+from llmgw.web.writes import install as install_client_writes
 
 log = logging.getLogger("llmgw")
 
@@ -43,6 +44,7 @@ def create_app(
     runs it), SIGHUP reloads the configuration (web.hangup); `hangups_seen` is how many the
     supervisor had passed on when `settings` were read."""
     install_idle_timer()  # for every connection hypercorn accepts in this process
+    install_client_writes()  # likewise
     app = QuartTrio("llmgw", static_folder=None)
     app.asgi_http_class = GatewayConnection.with_cors(
         CorsPolicy.from_setting(settings.cors_allow_origins)

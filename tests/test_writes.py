@@ -1,0 +1,146 @@
+"""hypercorn's writes to the client, without scheduling points that wait for nothing
+(llmgw.web.writes): over a real socket pair, and through the gateway over TCP."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import trio
+import trio.testing
+from hypercorn.config import Config
+from hypercorn.events import Closed, Event, RawData
+from hypercorn.trio import run as hypercorn_run
+from hypercorn.trio import tcp_server
+
+from llmgw.web.writes import ClientWrites, install
+from tests.support.gateway import running_gateway
+from tests.support.wire import connect
+from tests.test_keepalive import HEALTH, answer
+
+
+def _server_class() -> object:
+    """The class hypercorn's worker serves each connection with."""
+    return getattr(hypercorn_run, "TCPServer")  # noqa: B009 (not an exported name)
+
+
+@dataclass
+class Protocol:
+    """What the server hands the events it does not write to (hypercorn's ProtocolWrapper)."""
+
+    handled: list[Event] = field(default_factory=list)
+
+    async def handle(self, event: Event) -> None:
+        self.handled.append(event)
+
+
+@dataclass
+class Pair:
+    server: ClientWrites
+    protocol: Protocol
+    peer: socket.socket  # the client's end, read without trio
+
+    def arrived(self) -> bytes:
+        try:
+            return self.peer.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return b""
+
+
+@pytest.fixture
+def pair() -> Iterator[Pair]:
+    ours, theirs = socket.socketpair()
+    stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
+    server = ClientWrites(None, Config(), None, None, stream)  # type: ignore[arg-type]
+    server.protocol = protocol = Protocol()  # type: ignore[assignment]
+    yield Pair(server, protocol, theirs)
+    theirs.close()
+    ours.close()
+
+
+async def test_a_free_lock_is_taken_without_letting_others_run_first(pair: Pair) -> None:
+    seen: list[bytes] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_record, seen, pair)  # ready, waiting for its turn
+        await pair.server.protocol_send(RawData(b"answer"))
+    # hypercorn's `async with send_lock` let the other task run before the bytes were written.
+    assert seen == [b"answer"]
+
+
+async def _record(seen: list[bytes], pair: Pair) -> None:
+    seen.append(pair.arrived())
+
+
+async def test_nothing_to_write_is_not_written_and_waits_for_no_lock(pair: Pair) -> None:
+    await pair.server.send_lock.acquire()  # held by someone else: a real write would wait
+    with trio.fail_after(1):
+        await pair.server.protocol_send(RawData(b""))
+    pair.server.send_lock.release()
+    assert pair.arrived() == b""
+
+
+async def test_a_held_lock_is_waited_for_and_the_writes_keep_their_order(pair: Pair) -> None:
+    await pair.server.send_lock.acquire()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pair.server.protocol_send, RawData(b"second"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert pair.arrived() == b""
+        await pair.server.stream.send_all(b"first,")
+        pair.server.send_lock.release()
+    assert pair.arrived() == b"first,second"
+
+
+async def test_a_cancelled_task_starts_no_write(pair: Pair) -> None:
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await pair.server.protocol_send(RawData(b"late"))
+    assert scope.cancelled_caught
+    assert pair.arrived() == b""
+    assert not pair.server.send_lock.locked()
+
+
+async def test_a_write_to_a_gone_client_is_handed_on_as_closed(pair: Pair) -> None:
+    pair.peer.close()
+    with trio.fail_after(2):
+        for _ in range(50):  # the first writes may still fit in the kernel's buffers
+            await pair.server.protocol_send(RawData(b"x" * 65536))
+            if pair.protocol.handled:
+                break
+    assert any(isinstance(event, Closed) for event in pair.protocol.handled)
+    assert not pair.server.send_lock.locked()
+
+
+async def test_other_events_go_to_hypercorn(pair: Pair) -> None:
+    await pair.server.protocol_send(Closed())  # hypercorn closes the stream and tells the protocol
+    assert pair.protocol.handled == [Closed()]
+    with pytest.raises(trio.ClosedResourceError):
+        await pair.server.stream.send_all(b"x")
+
+
+async def test_answers_on_one_kept_connection_arrive_whole() -> None:
+    """Through the gateway over TCP: twenty answers on one connection, each whole (a body of
+    declared length, whose end hypercorn would write as no bytes), then the next request."""
+    async with running_gateway({}) as gw:
+        assert _server_class() is ClientWrites  # put in place by the app
+        stream = await connect(gw.url)
+        async with stream:
+            for _ in range(20):
+                await stream.send_all(HEALTH)
+                reply = await answer(stream)
+                assert reply.startswith(b"HTTP/1.1 200")
+                assert reply.endswith(b"}")
+
+
+def test_a_hypercorn_shaped_otherwise_keeps_its_own_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = type("TCPServer", (), {})
+    monkeypatch.setattr(hypercorn_run, "TCPServer", other)
+    assert not install()
+    assert _server_class() is other
+    monkeypatch.setattr(hypercorn_run, "TCPServer", tcp_server.TCPServer)
+    assert install()
+    assert _server_class() is ClientWrites
+    assert install(), "installing twice changes nothing"
