@@ -2,11 +2,12 @@
 
 It takes events from the bounded channel, writes them in batches off the event loop, prunes past
 the retention, and survives its own errors: a task that raised would kill quart-trio's lifespan
-nursery, and every later channel send would raise. While the database is unusable it holds one
-batch and retries with backoff; the channel fills meanwhile and the sink drops and counts. A
-batch that fails for a reason inside it (a value the database refuses) is never retried as it
-is: it is split in halves until the event at fault stands alone, and that event is discarded
-and counted with the dropped ones.
+nursery, and every later channel send would raise. Under load it wakes about once every
+LINGER_SECONDS and takes every event that came meanwhile, rather than once an event. While the
+database is unusable it holds one batch and retries with backoff; the channel fills meanwhile
+and the sink drops and counts. A batch that fails for a reason inside it (a value the database
+refuses) is never retried as it is: it is split in halves until the event at fault stands
+alone, and that event is discarded and counted with the dropped ones.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ log = logging.getLogger("llmgw.metrics")
 
 BATCH_SIZE = 500
 FLUSH_INTERVAL_SECONDS = 0.5
+# After each wake-up the task lets events gather this long, then takes them all at once: one
+# wake-up for every request would cost a scheduling point a request (bench/README.md).
+LINGER_SECONDS = 0.02
 PRUNE_INTERVAL_SECONDS = 3600.0
 FIRST_RETRY_SECONDS = 0.5
 LAST_RETRY_SECONDS = 30.0
@@ -45,6 +49,7 @@ class MetricsWriter:
         *,
         batch_size: int = BATCH_SIZE,
         flush_interval: float = FLUSH_INTERVAL_SECONDS,
+        linger: float = LINGER_SECONDS,
         prune_interval: float = PRUNE_INTERVAL_SECONDS,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -54,6 +59,7 @@ class MetricsWriter:
         self._sink = sink
         self._batch_size = batch_size
         self._flush_interval = flush_interval
+        self._linger = linger
         self._prune_interval = prune_interval
         self._wall_clock = wall_clock
         self._conn: sqlite3.Connection | None = None
@@ -103,15 +109,24 @@ class MetricsWriter:
 
     async def _collect(self) -> tuple[list[AttemptEvent], bool]:
         """Up to a batch of events, or what came within the flush interval; True once the
-        send side is closed and everything it sent has been taken."""
+        send side is closed and everything it sent has been taken. Events already waiting are
+        taken without yielding; after waiting for one, the task lingers before taking more."""
         batch: list[AttemptEvent] = []
         try:
             with trio.move_on_after(self._flush_interval):
                 while len(batch) < self._batch_size:
                     try:
+                        batch.append(self._receive.receive_nowait())
+                        continue
+                    except trio.WouldBlock:
+                        pass
+                    except trio.EndOfChannel:
+                        return batch, True
+                    try:
                         batch.append(await self._receive.receive())
                     except trio.EndOfChannel:
                         return batch, True
+                    await trio.sleep(self._linger)
         finally:
             self._holding = len(batch)
         return batch, False
