@@ -8,7 +8,7 @@ few hundred streams' connections kept alive a request cost it milliseconds (benc
 queue: it hands out the connection used last, or opens one, in constant time. A response's
 body is read with the connection's h11 state itself (`Bursts`): everything that has arrived in
 one piece, so a burst of events costs one read and one write to the client, not one for each
-event.
+event. Below both, a request's headers and body go out in one write (llmgw.network).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import httpcore
 import httpx
 import trio
 
+from llmgw.network import OneWrite
+
 
 class ConnectionStack:
     """Kept-alive HTTP/1.1 connections to a provider, used again most recent first: a request
@@ -35,9 +37,15 @@ class ConnectionStack:
     keep-alive timers, not the provider failing. As httpcore's pool, it serves httpx's
     transport (`StackTransport`)."""
 
-    def __init__(self, ssl_context: ssl.SSLContext, keepalive_expiry: float) -> None:
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext,
+        keepalive_expiry: float,
+        network: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
         self._ssl_context = ssl_context
         self._expiry = keepalive_expiry
+        self._network = OneWrite() if network is None else network
         self._idle: dict[_Key, deque[httpcore.AsyncHTTPConnection]] = {}
         self._open: set[httpcore.AsyncHTTPConnection] = set()
 
@@ -80,7 +88,10 @@ class ConnectionStack:
                 return connection, True
             await self._drop(connection)
         connection = httpcore.AsyncHTTPConnection(
-            origin, ssl_context=self._ssl_context, keepalive_expiry=self._expiry
+            origin,
+            ssl_context=self._ssl_context,
+            keepalive_expiry=self._expiry,
+            network_backend=self._network,
         )
         self._open.add(connection)
         return connection, False
