@@ -6,7 +6,9 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
+import h11
 import pytest
 import trio
 import trio.testing
@@ -31,6 +33,7 @@ class Protocol:
     """What the server hands the events it does not write to (hypercorn's ProtocolWrapper)."""
 
     handled: list[Event] = field(default_factory=list)
+    protocol: object = None  # hypercorn's H11Protocol or H2Protocol, with its `connection`
 
     async def handle(self, event: Event) -> None:
         self.handled.append(event)
@@ -117,6 +120,69 @@ async def test_other_events_go_to_hypercorn(pair: Pair) -> None:
     assert pair.protocol.handled == [Closed()]
     with pytest.raises(trio.ClosedResourceError):
         await pair.server.stream.send_all(b"x")
+
+
+def answering() -> h11.Connection:
+    """h11's server side of a connection that has read a request and may answer it."""
+    connection = h11.Connection(h11.SERVER)
+    connection.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    while connection.next_event() is not h11.NEED_DATA:
+        pass
+    return connection
+
+
+HEAD = h11.Response(status_code=200, headers=[(b"content-length", b"4")])
+
+
+async def test_a_gathered_answer_goes_out_once_h11_has_framed_its_end(pair: Pair) -> None:
+    connection = answering()
+    pair.protocol.protocol = SimpleNamespace(connection=connection)
+    pair.server.gather_answer()
+    head = connection.send(HEAD)
+    await pair.server.protocol_send(RawData(head))
+    assert pair.arrived() == b"", "held: the body follows"
+    await pair.server.protocol_send(RawData(connection.send(h11.Data(data=b"body"))))
+    assert pair.arrived() == b"", "held: h11 has not framed the end yet"
+    await pair.server.protocol_send(RawData(connection.send(h11.EndOfMessage())))  # no bytes
+    assert pair.arrived() == head + b"body"
+    await pair.server.protocol_send(RawData(b"later"))
+    assert pair.arrived() == head + b"bodylater", "gathering ended with the answer"
+
+
+async def test_what_is_held_goes_out_at_the_release_and_before_other_events(pair: Pair) -> None:
+    connection = answering()
+    pair.protocol.protocol = SimpleNamespace(connection=connection)
+    pair.server.gather_answer()
+    head = connection.send(h11.Response(status_code=200, headers=[]))  # chunked: a stream
+    await pair.server.protocol_send(RawData(head))
+    await pair.server.release_answer()
+    assert pair.arrived() == head, "a stream's start is not held past its message"
+    pair.server.gather_answer()
+    piece = connection.send(h11.Data(data=b"event"))
+    await pair.server.protocol_send(RawData(piece))
+    await pair.server.protocol_send(Closed())  # hypercorn closes: what was held goes first
+    assert pair.peer.recv(65536) == head + piece
+    assert pair.protocol.handled == [Closed()]
+
+
+async def test_nothing_is_held_on_a_connection_that_is_not_h11(pair: Pair) -> None:
+    pair.protocol.protocol = SimpleNamespace()  # HTTP/2's protocol has no h11 connection
+    pair.server.gather_answer()
+    await pair.server.protocol_send(RawData(b"frame"))
+    assert pair.arrived() == b"frame"
+
+
+async def test_an_answer_s_start_and_body_reach_the_client_together() -> None:
+    """Through the gateway over TCP: the first bytes of each answer the client can see are the
+    whole answer (hypercorn wrote its start and its body apart, and let others run between)."""
+    async with running_gateway({}) as gw:
+        stream = await connect(gw.url)
+        async with stream:
+            for _ in range(20):
+                await stream.send_all(HEALTH)
+                await trio.lowlevel.wait_readable(stream.socket)
+                seen = await stream.socket.recv(65536, socket.MSG_PEEK)
+                assert seen == await answer(stream)
 
 
 async def test_answers_on_one_kept_connection_arrive_whole() -> None:

@@ -23,6 +23,10 @@ class, with what must hold for every response whatever produced it.
 - CORS, when CORS_ALLOW_ORIGINS is set (`cors`): a preflight from an allowed origin is answered
   here, on every path, before Quart and its key checks; every other answer to an allowed origin
   (JSON, streams, errors) carries the allow and expose headers.
+- An answer of declared length (JSON, errors, pages: its body follows its start at once,
+  from memory) is written to the client in one write: its start is held until the first piece
+  of its body, and both go through `writes.send_gathered`, where hypercorn would make a write
+  of each. A stream's start goes at once.
 - A streamed body's pieces are written to the client's connection by the edge itself when
   hypercorn's framing of them is known (`transport.DirectBody`): a third less CPU an event.
 - The response a request started is kept in its scope (`STARTED`): hypercorn 0.18 writes a
@@ -33,6 +37,7 @@ class, with what must hold for every response whatever produced it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from typing import Literal, cast
 
@@ -42,6 +47,7 @@ from hypercorn.typing import (
     ASGIReceiveEvent,
     ASGISendCallable,
     ASGISendEvent,
+    HTTPResponseStartEvent,
 )
 from quart_trio.asgi import TrioASGIHTTPConnection
 
@@ -50,6 +56,7 @@ from llmgw.request_id import request_id_from
 from llmgw.routing.failover import Outcome
 from llmgw.web.cors import CorsPolicy, Headers, Preflight
 from llmgw.web.transport import DirectBody, abort_connection, direct_body
+from llmgw.web.writes import send_gathered
 
 REQUEST_ID = "llmgw.request_id"
 HELD = "llmgw.held"
@@ -92,14 +99,28 @@ class GatewayConnection(TrioASGIHTTPConnection):
                     abort_connection(send)
                 raise
 
+        waiting_start: HTTPResponseStartEvent | None = None  # goes with its body's first piece
+
+        def note_start(start: HTTPResponseStartEvent) -> None:
+            nonlocal started
+            scope[STARTED] = {"status": start["status"], "headers": start["headers"]}
+            started = True
+
         async def edge_send(message: ASGISendEvent) -> None:
-            nonlocal sending, started, direct
+            nonlocal sending, direct, waiting_start
             final = False
+            messages: tuple[ASGISendEvent, ...] = (message,)
             if message["type"] == "http.response.start":
                 message["headers"] = [*message["headers"], *added]
-                scope[STARTED] = {"status": message["status"], "headers": message["headers"]}
-                started = True
+                if _declares_length(message["headers"]):
+                    waiting_start = message  # its body follows at once, from memory
+                    return
+                note_start(message)
             elif message["type"] == "http.response.body":
+                if waiting_start is not None:
+                    messages = (waiting_start, message)
+                    note_start(waiting_start)
+                    waiting_start = None
                 if not message.get("more_body", False):
                     final = True
                 elif message["body"] and not cancelled:
@@ -111,9 +132,9 @@ class GatewayConnection(TrioASGIHTTPConnection):
             try:
                 if final and not cancelled:
                     with trio.CancelScope(shield=True):
-                        await send(message)
+                        await send_gathered(send, *messages)
                 else:
-                    await send(message)
+                    await send_gathered(send, *messages)
             finally:
                 sending = False
 
@@ -149,6 +170,12 @@ class GatewayConnection(TrioASGIHTTPConnection):
             private_network=headers.get(b"access-control-request-private-network") == b"true",
         )
         return [], cors.preflight(page, asked)
+
+
+def _declares_length(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether an answer's headers declare its length: Quart's answers from memory (JSON, error
+    bodies, pages) do, and send their body right after their start; a stream does not."""
+    return any(name.lower() == b"content-length" for name, _ in headers)
 
 
 async def _send_deadline_error(send: ASGISendCallable, added: Headers) -> None:

@@ -39,7 +39,7 @@ log = logging.getLogger("llmgw")
 _warned = False
 
 
-def _server_objects(send: Callable[..., Any]) -> tuple[Any, Any]:
+def server_objects(send: Callable[..., Any]) -> tuple[Any, Any]:
     """hypercorn's protocol object and TCPServer behind `send` (None where the chain breaks)."""
     stream_send = getattr(getattr(send, "__self__", None), "send", None)
     protocol = getattr(stream_send, "__self__", None)
@@ -54,7 +54,7 @@ def _client_stream(server: Any) -> trio.SocketStream | trio.SSLStream[trio.Socke
 
 def client_socket(send: Callable[..., Any]) -> trio.socket.SocketType | None:
     """The socket hypercorn writes `send`'s messages to, or None."""
-    stream = _client_stream(_server_objects(send)[1])
+    stream = _client_stream(server_objects(send)[1])
     if isinstance(stream, trio.SSLStream):
         stream = stream.transport_stream
     return stream.socket if isinstance(stream, trio.SocketStream) else None
@@ -115,7 +115,7 @@ class DirectBody:
 def direct_body(send: Callable[..., Any]) -> DirectBody | None:
     """A DirectBody for the response `send` has started, or None when its body must go through
     hypercorn (HTTP/2, a body with a declared length, another hypercorn)."""
-    protocol, server = _server_objects(send)
+    protocol, server = server_objects(send)
     connection = getattr(protocol, "connection", None)
     stream, lock = _client_stream(server), getattr(server, "send_lock", None)
     if not isinstance(connection, h11.Connection) or connection.our_state is not h11.SEND_BODY:

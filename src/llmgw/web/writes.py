@@ -17,16 +17,28 @@ and a broken or closed connection handed to the protocol as closed. A free lock 
 without yielding, and a write of no bytes is not made. What is left is the write's own
 scheduling point, inside trio's socket. It is put in place of hypercorn's server class
 (`install`) only where hypercorn is the one it was written against.
+
+It also gathers. hypercorn writes an answer's start (when the app sends it) apart from the
+first piece of its body (when that is sent): two writes, two scheduling points, and a client
+that may read the start alone. The edge holds the start of an answer of declared length, whose
+body follows at once from memory, and sends both through `send_gathered`: what hypercorn writes
+for them is held and written once, when h11 has framed the answer's end or when the messages
+have been handed over, whichever is first; and always before any other event (a close, the
+connection going idle). A stream's start is not held: its first event may be seconds away.
 """
 
 from __future__ import annotations
 
 import logging
 
+import h11
 import trio
 from hypercorn.events import Closed, Event, RawData
 from hypercorn.trio import run as hypercorn_run
 from hypercorn.trio import tcp_server
+from hypercorn.typing import ASGISendCallable, ASGISendEvent
+
+from llmgw.web.transport import server_objects
 
 log = logging.getLogger("llmgw")
 
@@ -34,13 +46,42 @@ log = logging.getLogger("llmgw")
 class ClientWrites(tcp_server.TCPServer):
     """hypercorn's TCPServer, writing to the client as described above."""
 
+    _answer: list[bytes] | None = None  # an answer's writes, held while it is gathered
+
     async def protocol_send(self, event: Event) -> None:
         if not isinstance(event, RawData):
+            await self.release_answer()  # before the connection is closed or goes idle
             await super().protocol_send(event)
             return
         await trio.lowlevel.checkpoint_if_cancelled()  # yields only to raise Cancelled
-        if not event.data:
-            return
+        data = event.data
+        answer = self._answer
+        if answer is not None:
+            if data:
+                answer.append(data)
+            if self._in_body():
+                return
+            self._answer = None  # framed to its end: it goes out whole
+            data = b"".join(answer)
+        if data:
+            await self._write(data)
+
+    def gather_answer(self) -> None:
+        """Hold the writes hypercorn makes from now on, to make them as one: until h11 has
+        framed the answer's end, or `release_answer` (see `send_gathered`)."""
+        self._answer = []
+
+    async def release_answer(self) -> None:
+        answer, self._answer = self._answer, None
+        if answer:
+            await self._write(b"".join(answer))
+
+    def _in_body(self) -> bool:
+        """Whether the HTTP/1.1 answer being written is still in its body (not for HTTP/2)."""
+        connection = getattr(getattr(self.protocol, "protocol", None), "connection", None)
+        return isinstance(connection, h11.Connection) and connection.our_state is h11.SEND_BODY
+
+    async def _write(self, data: bytes) -> None:
         lock = self.send_lock
         try:
             lock.acquire_nowait()
@@ -48,11 +89,28 @@ class ClientWrites(tcp_server.TCPServer):
             await lock.acquire()
         try:
             with trio.CancelScope(shield=True):
-                await self.stream.send_all(event.data)
+                await self.stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             await self.protocol.handle(Closed())
         finally:
             lock.release()
+
+
+async def send_gathered(send: ASGISendCallable, *messages: ASGISendEvent) -> None:
+    """Send ASGI messages through hypercorn's `send`, with what hypercorn writes for them made
+    as one write: an answer's start with the first piece of its body, say (h11's end of the
+    answer ends it too). A ClientWrites' connection only; on others, hypercorn's own writes."""
+    server = server_objects(send)[1]
+    if not isinstance(server, ClientWrites):
+        for message in messages:
+            await send(message)
+        return
+    server.gather_answer()
+    try:
+        for message in messages:
+            await send(message)
+    finally:
+        await server.release_answer()
 
 
 def install() -> bool:
