@@ -19,7 +19,7 @@ import trio
 import trustme
 
 from llmgw.connections import ConnectionStack
-from llmgw.network import HOLD_AT_MOST, HeldWrites, OneWrite
+from llmgw.network import HOLD_AT_MOST, HOLD_WRITES, HeldWrites, OneWrite
 from tests.support.gateway import HELLO, FakeStarter
 
 ASK = {**HELLO, "model": "m"}
@@ -101,25 +101,42 @@ async def test_a_request_s_headers_and_body_go_out_in_one_write(start_fake: Fake
         assert recorded.json == ASK
 
 
-async def test_a_large_body_goes_out_as_it_is_written(start_fake: FakeStarter) -> None:
+async def test_a_body_streamed_from_an_iterator_goes_out_as_it_comes(
+    start_fake: FakeStarter,
+) -> None:
     fake = await start_fake("fake")
     counted = CountedBackend()
     connections, http = stack(counted)
-    piece = b" " * (HOLD_AT_MOST // 2 + 1)
+    written_before: list[int] = []  # writes made when each piece was asked for
 
-    async def pieces() -> Any:  # a body streamed in five pieces, sent chunked
-        yield orjson.dumps(ASK)
-        for _ in range(4):
-            yield piece
+    async def pieces() -> Any:  # a body streamed in three pieces, sent chunked
+        body = orjson.dumps(ASK)
+        for start in range(0, len(body), 20):
+            written_before.append(len(counted.writes))
+            await trio.sleep(0.01)
+            yield body[start : start + 20]
 
     async with http, connections:
         response = await http.post(fake.base_url + "/v1/chat/completions", content=pieces())
         assert response.status_code == 200
-    # Held until they reach HOLD_AT_MOST: headers and the first two pieces, then the next two,
-    # then the last one with the body's end, sent when the answer is read.
-    assert [len(write) >= HOLD_AT_MOST for write in counted.writes] == [True, True, False]
-    assert b"".join(counted.writes).endswith(b"\r\n0\r\n\r\n")
+    assert written_before[:3] == [1, 2, 3], "the headers, then each piece as it came"
+    assert len(counted.writes) == len(written_before) + 2, "headers, pieces, the body's end"
     assert fake.requests[0].json == ASK
+
+
+async def test_a_body_larger_than_what_is_held_goes_by_itself(start_fake: FakeStarter) -> None:
+    fake = await start_fake("fake")
+    counted = CountedBackend()
+    connections, http = stack(counted)
+    body = orjson.dumps({**ASK, "user": "u" * HOLD_AT_MOST})
+    async with http, connections:
+        response = await http.post(fake.base_url + "/v1/chat/completions", content=body)
+        assert response.status_code == 200
+    head, rest = counted.writes
+    assert head.startswith(b"POST ")
+    assert head.endswith(b"\r\n\r\n")
+    assert rest == body, "after its headers, not copied into one buffer with them"
+    assert fake.requests[0].body == body
 
 
 async def test_a_write_that_cannot_finish_in_time_is_a_write_timeout(
@@ -185,6 +202,7 @@ async def reset_after(answer: bytes) -> tuple[HeldWrites, trio.SocketStream]:
     await server.aclose()
     await trio.sleep(0.05)  # the reset reaches us
     assert isinstance(stream, HeldWrites)
+    HOLD_WRITES.set(True)  # as ConnectionStack sets it for a request with its body in memory
     await stream.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
     return stream, server
 
@@ -207,6 +225,28 @@ async def test_a_server_that_reset_without_answering_reads_as_its_end() -> None:
     await stream.aclose()
 
 
+async def test_writes_outside_a_request_with_its_body_in_memory_are_not_held(
+    nursery: trio.Nursery,
+) -> None:
+    arrived = trio.Event()
+    received: list[bytes] = []
+
+    async def serve(stream: trio.SocketStream) -> None:
+        async with stream:
+            while data := await stream.receive_some(65536):
+                received.append(data)
+                arrived.set()
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    nursery.start_soon(trio.serve_listeners, serve, listeners)
+    stream = await OneWrite().connect_tcp("127.0.0.1", listeners[0].socket.getsockname()[1])
+    await stream.write(b"at once")  # no request set HOLD_WRITES: an upgraded connection, say
+    with trio.fail_after(2):
+        await arrived.wait()
+    assert received == [b"at once"]
+    await stream.aclose()
+
+
 async def test_nothing_held_goes_out_after_a_close(nursery: trio.Nursery) -> None:
     received: list[bytes] = []
 
@@ -218,6 +258,7 @@ async def test_nothing_held_goes_out_after_a_close(nursery: trio.Nursery) -> Non
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     nursery.start_soon(trio.serve_listeners, serve, listeners)
     stream = await OneWrite().connect_tcp("127.0.0.1", listeners[0].socket.getsockname()[1])
+    HOLD_WRITES.set(True)  # as ConnectionStack sets it for a request with its body in memory
     await stream.write(b"")
     await stream.write(b"held")
     assert stream.get_extra_info("server_addr") == listeners[0].socket.getsockname()

@@ -23,7 +23,7 @@ import httpcore
 import httpx
 import trio
 
-from llmgw.network import OneWrite
+from llmgw.network import HOLD_WRITES, OneWrite
 
 
 class ConnectionStack:
@@ -54,6 +54,14 @@ class ConnectionStack:
         return len(self._open)
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        # A body in memory goes out with its headers in one write (llmgw.network).
+        holding = HOLD_WRITES.set(isinstance(request.stream, httpx.ByteStream))
+        try:
+            return await self._send(request)
+        finally:
+            HOLD_WRITES.reset(holding)
+
+    async def _send(self, request: httpcore.Request) -> httpcore.Response:
         origin = request.url.origin
         fresh = False
         while True:

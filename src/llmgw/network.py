@@ -4,14 +4,19 @@ httpcore writes a request as h11 frames it: the headers, then each piece of the 
 body's end. Each write is a send of its own, a scheduling point of its own, and on TLS a record
 of its own (a provider receives a chat request as two records where one would do). Here the
 writes are held and sent together when the connection is next read, which for an HTTP/1.1
-client is when the answer is awaited, or as soon as they hold `HOLD_AT_MOST` bytes, so a large
-body still streams out as it is written.
+client is when the answer is awaited. Only a request whose body is bytes in memory is held
+(`HOLD_WRITES`, set by ConnectionStack): a body streamed from an iterator goes out piece by
+piece as it comes, as with httpcore. A write that would hold more than `HOLD_AT_MOST` bytes
+goes by itself, after what was held, so a large body is not copied once more.
 
 What httpcore does with a failed write is kept. It writes a request under `except WriteError:
 pass` and reads the answer anyway (a server may answer early and close, with an error the
 client should see), so a write that fails when held writes are sent before a read is passed
-over the same way, and the read tells what happened. A write that times out still raises
-`WriteTimeout`: the held bytes are sent with the timeout they were written with. The streams
+over the same way, and the read tells what happened. httpcore's h11 state then holds the
+whole request as sent; if the server answered in full before it reset, the connection goes
+back to the stack as idle and is dropped at its next take, found closed, as one a server closes
+while idle. A write that times out still raises `WriteTimeout`: the held bytes are sent with
+the timeout they were written with. The streams
 are HTTP/1.1's only: the connections are opened without HTTP/2, where one request's held
 writes could wait on another's read.
 """
@@ -21,11 +26,16 @@ from __future__ import annotations
 import ssl
 from collections.abc import Iterable
 from contextlib import suppress
+from contextvars import ContextVar
 from typing import Any
 
 import httpcore
 
-HOLD_AT_MOST = 64 * 1024  # bytes held before they go out without waiting for the read
+HOLD_AT_MOST = 64 * 1024  # more than this goes out without waiting for the read
+HOLD_WRITES: ContextVar[bool] = ContextVar("llmgw.hold_writes", default=False)
+"""Whether the writes made in this context may be held: ConnectionStack sets it for a request
+whose body is bytes in memory. A body streamed from an iterator goes out as it comes, and so
+does anything written outside a request (an upgraded connection's bytes)."""
 
 
 class OneWrite(httpcore.AsyncNetworkBackend):
@@ -63,11 +73,14 @@ class HeldWrites(httpcore.AsyncNetworkStream):
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
+        if not HOLD_WRITES.get() or self._held_bytes + len(buffer) > HOLD_AT_MOST:
+            if self._held:
+                await self._send_held()
+            await self._stream.write(buffer, timeout)  # a large body is not copied
+            return
         self._held.append(buffer)
         self._held_bytes += len(buffer)
         self._timeout = timeout
-        if self._held_bytes >= HOLD_AT_MOST:
-            await self._send_held()
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         if self._held:
