@@ -17,7 +17,7 @@ from hypercorn.events import Closed, Event, RawData
 from hypercorn.trio import run as hypercorn_run
 from hypercorn.trio import tcp_server
 
-from llmgw.web.writes import ClientWrites, install
+from llmgw.web.writes import GATHER_AT_MOST, ClientWrites, install
 from tests.support.gateway import running_gateway
 from tests.support.wire import connect
 from tests.test_keepalive import HEALTH, answer
@@ -163,6 +163,24 @@ async def test_what_is_held_goes_out_at_the_release_and_before_other_events(pair
     await pair.server.protocol_send(Closed())  # hypercorn closes: what was held goes first
     assert pair.peer.recv(65536) == head + piece
     assert pair.protocol.handled == [Closed()]
+
+
+async def test_a_large_body_goes_by_itself_after_what_was_held(pair: Pair) -> None:
+    connection = answering()
+    pair.protocol.protocol = SimpleNamespace(connection=connection)
+    body = b"x" * GATHER_AT_MOST
+    pair.server.gather_answer()
+    head = connection.send(
+        h11.Response(status_code=200, headers=[(b"content-length", b"%d" % len(body))])
+    )
+    await pair.server.protocol_send(RawData(head))
+    assert pair.arrived() == b""
+    await pair.server.protocol_send(RawData(connection.send(h11.Data(data=body))))
+    assert pair.peer.recv(len(head), socket.MSG_WAITALL) == head, "what was held went first"
+    assert pair.peer.recv(len(body), socket.MSG_WAITALL) == body
+    await pair.server.protocol_send(RawData(connection.send(h11.EndOfMessage())))
+    await pair.server.release_answer()
+    assert pair.arrived() == b"", "nothing more: the end of a body of declared length is no bytes"
 
 
 async def test_nothing_is_held_on_a_connection_that_is_not_h11(pair: Pair) -> None:

@@ -174,7 +174,9 @@ class GatewayConnection(TrioASGIHTTPConnection):
 
 def _declares_length(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     """Whether an answer's headers declare its length: Quart's answers from memory (JSON, error
-    bodies, pages) do, and send their body right after their start; a stream does not."""
+    bodies, pages) do, and send their body right after their start; a stream does not. An
+    endpoint that declared a length and then made its body slowly would hold its start as long:
+    every endpoint here that declares one answers from memory."""
     return any(name.lower() == b"content-length" for name, _ in headers)
 
 

@@ -24,7 +24,8 @@ that may read the start alone. The edge holds the start of an answer of declared
 body follows at once from memory, and sends both through `send_gathered`: what hypercorn writes
 for them is held and written once, when h11 has framed the answer's end or when the messages
 have been handed over, whichever is first; and always before any other event (a close, the
-connection going idle). A stream's start is not held: its first event may be seconds away.
+connection going idle). A stream's start is not held: its first event may be seconds away. A
+write that would gather more than GATHER_AT_MOST bytes goes by itself, after what was held.
 """
 
 from __future__ import annotations
@@ -41,12 +42,14 @@ from hypercorn.typing import ASGISendCallable, ASGISendEvent
 from llmgw.web.transport import server_objects
 
 log = logging.getLogger("llmgw")
+GATHER_AT_MOST = 64 * 1024  # an answer's writes are gathered up to this many bytes
 
 
 class ClientWrites(tcp_server.TCPServer):
     """hypercorn's TCPServer, writing to the client as described above."""
 
     _answer: list[bytes] | None = None  # an answer's writes, held while it is gathered
+    _answer_bytes = 0
 
     async def protocol_send(self, event: Event) -> None:
         if not isinstance(event, RawData):
@@ -57,12 +60,16 @@ class ClientWrites(tcp_server.TCPServer):
         data = event.data
         answer = self._answer
         if answer is not None:
-            if data:
-                answer.append(data)
-            if self._in_body():
-                return
-            self._answer = None  # framed to its end: it goes out whole
-            data = b"".join(answer)
+            if self._answer_bytes + len(data) > GATHER_AT_MOST:
+                await self.release_answer()  # a large body goes by itself, not copied again
+            else:
+                if data:
+                    answer.append(data)
+                    self._answer_bytes += len(data)
+                if self._in_body():
+                    return
+                self._answer = None  # framed to its end: it goes out whole
+                data = b"".join(answer)
         if data:
             await self._write(data)
 
@@ -70,9 +77,11 @@ class ClientWrites(tcp_server.TCPServer):
         """Hold the writes hypercorn makes from now on, to make them as one: until h11 has
         framed the answer's end, or `release_answer` (see `send_gathered`)."""
         self._answer = []
+        self._answer_bytes = 0
 
     async def release_answer(self) -> None:
         answer, self._answer = self._answer, None
+        self._answer_bytes = 0
         if answer:
             await self._write(b"".join(answer))
 
