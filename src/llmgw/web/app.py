@@ -30,6 +30,7 @@ from llmgw.web.context import GATEWAY, current_request_id
 from llmgw.web.cors import CorsPolicy
 from llmgw.web.edge import DEADLINE_SECONDS, GatewayConnection
 from llmgw.web.endpoints import chat, embeddings, health, models, responses, stats
+from llmgw.web.handover import install as install_app_tasks
 from llmgw.web.hangup import reload_on_hangup
 from llmgw.web.keepalive import install as install_idle_timer
 from llmgw.web.writes import install as install_client_writes
@@ -45,6 +46,7 @@ def create_app(
     supervisor had passed on when `settings` were read."""
     install_idle_timer()  # for every connection hypercorn accepts in this process
     install_client_writes()  # likewise
+    install_app_tasks()  # likewise
     app = QuartTrio("llmgw", static_folder=None)
     app.asgi_http_class = GatewayConnection.with_cors(
         CorsPolicy.from_setting(settings.cors_allow_origins)

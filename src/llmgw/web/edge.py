@@ -27,6 +27,8 @@ class, with what must hold for every response whatever produced it.
   from memory) is written to the client in one write: its start is held until the first piece
   of its body, and both go through `writes.send_gathered`, where hypercorn would make a write
   of each. A stream's start goes at once.
+- The app's `receive` takes a message already in hypercorn's channel without yielding
+  (`handover.receive_now`); hypercorn's side puts them likewise (`handover.AppTasks`).
 - A streamed body's pieces are written to the client's connection by the edge itself when
   hypercorn's framing of them is known (`transport.DirectBody`): a third less CPU an event.
 - The response a request started is kept in its scope (`STARTED`): hypercorn 0.18 writes a
@@ -55,6 +57,7 @@ from llmgw.errors import NoRouteAvailable
 from llmgw.request_id import request_id_from
 from llmgw.routing.failover import Outcome
 from llmgw.web.cors import CorsPolicy, Headers, Preflight
+from llmgw.web.handover import receive_now
 from llmgw.web.transport import DirectBody, abort_connection, direct_body
 from llmgw.web.writes import send_gathered
 
@@ -89,10 +92,12 @@ class GatewayConnection(TrioASGIHTTPConnection):
         sending = started = cancelled = False
         direct: DirectBody | Literal[False] | None = None  # False: through hypercorn
 
+        take = receive_now(receive)
+
         async def edge_receive() -> ASGIReceiveEvent:
             nonlocal cancelled
             try:
-                return await receive()
+                return await take()
             except trio.Cancelled:
                 cancelled = True
                 if sending:
