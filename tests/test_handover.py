@@ -4,6 +4,7 @@ task, and the gateway over TCP."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ from hypercorn.config import Config
 from hypercorn.trio import task_group, tcp_server
 from hypercorn.typing import ASGIReceiveCallable, ASGIReceiveEvent
 
-from llmgw.web.handover import AppTasks, install, receive_now
+from llmgw.web.handover import AT_ONCE, AppTasks, install, receive_now
 from tests.support.gateway import FakeStarter, provider_env, running_gateway
 from tests.support.wire import connect
 from tests.test_keepalive import answer
@@ -114,12 +115,64 @@ async def test_receive_takes_what_is_there_without_letting_others_run() -> None:
         nursery.start_soon(note, ran, "other")
         assert await take() == BODY
         assert ran == []
-        with trio.CancelScope() as scope:
-            scope.cancel()
-            await take()
-        assert scope.cancelled_caught
         nursery.start_soon(sender.send, END)
         assert await take() == END, "waited for when nothing is there"
+
+
+async def test_a_cancelled_take_takes_nothing() -> None:
+    sender, receiver = trio.open_memory_channel[ASGIReceiveEvent](10)
+    take = receive_now(receiver.receive)
+    sender.send_nowait(BODY)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await take()
+    assert scope.cancelled_caught
+    assert receiver.receive_nowait() == BODY, "still there"
+
+
+class Steps(trio.abc.Instrument):
+    """How many things one task had done at the end of each of its steps."""
+
+    def __init__(self, task: trio.lowlevel.Task, done: list[int]) -> None:
+        self.task = task
+        self.done = done
+        self.at_step_ends: list[int] = []
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.at_step_ends.append(len(self.done))
+
+
+async def most_in_one_turn(step: Callable[[], Awaitable[object]], steps: int) -> int:
+    """The most `step`s the current task did in one of its task steps (between two yields)."""
+    done: list[int] = []
+    steps_ = Steps(trio.lowlevel.current_task(), done)
+    trio.lowlevel.add_instrument(steps_)
+    try:
+        for _ in range(steps):
+            await step()
+            done.append(1)
+        await trio.lowlevel.checkpoint()
+    finally:
+        trio.lowlevel.remove_instrument(steps_)
+    ends = steps_.at_step_ends
+    return max(b - a for a, b in itertools.pairwise(ends))
+
+
+async def test_a_put_or_take_yields_after_a_few_in_a_row() -> None:
+    """A client that sends its body as thousands of tiny chunks makes as many messages: neither
+    hypercorn's reader nor the app hands or takes more than AT_ONCE + 1 of them in one turn."""
+    app = App()
+    async with AppTasks() as group:
+        put = await spawned(group, app, queue=100)
+        assert await most_in_one_turn(lambda: put(BODY), 40) == AT_ONCE + 1
+        app.go.set()
+        await put({"type": "http.disconnect"})
+    sender, receiver = trio.open_memory_channel[ASGIReceiveEvent](100)
+    for _ in range(40):
+        sender.send_nowait(BODY)
+    take = receive_now(receiver.receive)
+    assert await most_in_one_turn(take, 40) == AT_ONCE + 1
 
 
 async def test_another_receive_is_used_as_it_is() -> None:
@@ -129,21 +182,25 @@ async def test_another_receive_is_used_as_it_is() -> None:
     assert receive_now(receive) is receive
 
 
-async def test_a_body_in_many_pieces_reaches_the_gateway_whole(start_fake: FakeStarter) -> None:
-    """Through the gateway over TCP: a request whose body comes in forty-odd pieces, more than
-    the app's channel holds, is read by the endpoint as one body and sent on whole."""
+async def test_a_body_of_many_tiny_chunks_reaches_the_gateway_whole(
+    start_fake: FakeStarter,
+) -> None:
+    """Through the gateway over TCP: a chunked body of one byte a chunk, sent in one write,
+    makes hypercorn put hundreds of messages at once, far more than the app's channel holds (it
+    waits for room then); the endpoint reads one body and sends it on whole."""
     fake = await start_fake("groq")
     content = "x" * 400
     body = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": content}]})
-    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    chunks = b"".join(b"1\r\n%b\r\n" % body[i : i + 1] for i in range(len(body)))
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+    )
     async with running_gateway(provider_env(groq=fake)) as gw:
         assert getattr(tcp_server, "TaskGroup") is AppTasks  # noqa: B009 (not an exported name)
         stream = await connect(gw.url)
         async with stream:
-            await stream.send_all(head + b"Content-Length: %d\r\n\r\n" % len(body))
-            for start in range(0, len(body), 11):
-                await stream.send_all(body[start : start + 11])
-                await trio.sleep(0.001)
+            await stream.send_all(request)
             reply = await answer(stream)
     assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
     assert fake.requests[0].json["messages"] == [{"role": "user", "content": content}]
