@@ -8,8 +8,11 @@ import logging
 import re
 import sys
 
+import h2.config
+import h2.connection
 import httpx
 import pytest
+import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -28,7 +31,7 @@ from tests.support.gateway import (
     running_gateway,
 )
 from tests.support.launch import gateway_process
-from tests.support.wire import assert_openai_error, send_raw
+from tests.support.wire import assert_openai_error, connect, send_raw
 
 KEYS = {"GATEWAY_API_KEYS": "gw-key-one"}
 # What a header value can hold once decoded: hypercorn and Quart read header bytes as latin-1.
@@ -196,3 +199,39 @@ async def test_a_request_of_too_many_arrays_and_objects_is_a_400_undecoded(
     assert_openai_error(response, 400)
     assert "arrays and objects" in response.json()["error"]["message"]
     assert not groq.requests
+
+
+async def test_an_http2_client_that_sends_on_an_answered_stream_ends_only_its_own_connection(
+    start_fake: FakeStarter,
+) -> None:
+    """hypercorn 0.18 speaks HTTP/2 to a client that opens with its preface (prior knowledge).
+    A body still arriving on a stream it has already answered (here a 413, for a body over the
+    limit) makes its HTTP/2 code look the stream up after it is gone: a KeyError that, left to
+    itself, ends the worker and every request in it. The gateway keeps it to that connection."""
+    fake = await start_fake("groq")
+    env = {**provider_env(groq=fake), "MAX_REQUEST_BODY_BYTES": "4096"}
+    async with gateway_process(env) as gw:
+        connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        connection.initiate_connection()
+        headers = [
+            (":method", "POST"),
+            (":path", "/v1/chat/completions"),
+            (":scheme", "http"),
+            (":authority", "x"),
+            ("content-type", "application/json"),
+        ]
+        connection.send_headers(1, headers)
+        for last in [False] * 199 + [True]:  # 20,000 bytes in 100-byte frames, sent at once
+            connection.send_data(1, b"x" * 100, end_stream=last)
+        stream = await connect(gw.url)
+        async with stream:
+            await stream.send_all(connection.data_to_send())
+            with trio.move_on_after(2):
+                while await stream.receive_some(65536):
+                    pass  # whatever the server says before it closes
+        async with httpx.AsyncClient(trust_env=False) as client:
+            for _ in range(3):  # on new connections: the worker still serves
+                answer = await client.post(gw.url + "/v1/chat/completions", json=HELLO)
+                assert answer.status_code == 200
+        assert "closed a client connection on an error in hypercorn" in gw.log
+        assert "Traceback" not in gw.log

@@ -26,6 +26,13 @@ for them is held and written once, when h11 has framed the answer's end or when 
 have been handed over, whichever is first; and always before any other event (a close, the
 connection going idle). A stream's start is not held: its first event may be seconds away. A
 write that would gather more than GATHER_AT_MOST bytes goes by itself, after what was held.
+
+Last, it keeps a connection's failure to itself. hypercorn serves each connection in a task of
+the worker's nursery and lets through any error but OSError, so one raised by its protocol code
+ends the worker and every request in it. One client can raise one at will: over HTTP/2, which
+hypercorn speaks to a client that opens with its preface, a body still arriving on a stream
+already answered (a 413, say) makes it look the stream up after it is gone (a KeyError).
+`ClientWrites.run` closes that connection, says so in one line, and the worker goes on.
 """
 
 from __future__ import annotations
@@ -50,6 +57,14 @@ class ClientWrites(tcp_server.TCPServer):
 
     _answer: list[bytes] | None = None  # an answer's writes, held while it is gathered
     _answer_bytes = 0
+
+    async def run(self) -> None:
+        """hypercorn's, but an error its protocol code raises ends this connection only."""
+        try:
+            await super().run()
+        except Exception as error:  # a group of errors too, unless it holds a Cancelled
+            log.warning("closed a client connection on an error in hypercorn: %r", error)
+            log.debug("the error in hypercorn", exc_info=error)
 
     async def protocol_send(self, event: Event) -> None:
         if not isinstance(event, RawData):
