@@ -16,8 +16,9 @@ from hypercorn.config import Config
 from hypercorn.events import Closed, Event, RawData
 from hypercorn.trio import run as hypercorn_run
 from hypercorn.trio import tcp_server
+from hypercorn.typing import ASGISendEvent
 
-from llmgw.web.writes import GATHER_AT_MOST, ClientWrites, install
+from llmgw.web.writes import GATHER_AT_MOST, ClientWrites, install, send_gathered
 from tests.support.gateway import running_gateway
 from tests.support.wire import connect
 from tests.test_keepalive import HEALTH, answer
@@ -181,6 +182,18 @@ async def test_a_large_body_goes_by_itself_after_what_was_held(pair: Pair) -> No
     await pair.server.protocol_send(RawData(connection.send(h11.EndOfMessage())))
     await pair.server.release_answer()
     assert pair.arrived() == b"", "nothing more: the end of a body of declared length is no bytes"
+
+
+async def test_messages_to_another_server_go_through_its_send_as_they_are() -> None:
+    sent: list[ASGISendEvent] = []
+
+    async def send(message: ASGISendEvent) -> None:  # not hypercorn's: no server behind it
+        sent.append(message)
+
+    start: ASGISendEvent = {"type": "http.response.start", "status": 200, "headers": []}
+    body: ASGISendEvent = {"type": "http.response.body", "body": b"{}", "more_body": False}
+    await send_gathered(send, start, body)
+    assert sent == [start, body]
 
 
 async def test_nothing_is_held_on_a_connection_that_is_not_h11(pair: Pair) -> None:

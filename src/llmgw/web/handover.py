@@ -19,7 +19,6 @@ wraps the app's `receive`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,7 +26,8 @@ import trio
 from hypercorn.trio import task_group, tcp_server
 from hypercorn.typing import ASGIReceiveCallable, ASGIReceiveEvent
 
-log = logging.getLogger("llmgw")
+from llmgw.web.transport import put_in_place
+
 # A JSON request's messages: its body, its end and the disconnect. After this many in a row, a
 # put or take yields as trio's would, so a client that sends its body as thousands of tiny
 # chunks (a message each) gets no more of a turn than that.
@@ -90,13 +90,6 @@ def receive_now(receive: ASGIReceiveCallable) -> ASGIReceiveCallable:
 
 def install() -> bool:
     """Give every connection hypercorn accepts from now on an `AppTasks`; False (and hypercorn's
-    own task group kept) when this hypercorn is not shaped as the one it was written against."""
-    group = getattr(tcp_server, "TaskGroup", None)
-    if group is AppTasks:
-        return True
-    if group is not task_group.TaskGroup or not callable(getattr(group, "spawn_app", None)):
-        log.debug("hypercorn's task group is not the expected one: its channel is kept")
-        return False
-    # hypercorn's TCPServer looks this name up in its module for each connection.
-    setattr(tcp_server, "TaskGroup", AppTasks)  # noqa: B010 (not an exported name)
-    return True
+    own task group kept) when this hypercorn is not shaped as the one it was written against.
+    hypercorn's TCPServer looks its task group class up for each connection."""
+    return put_in_place(tcp_server, "TaskGroup", AppTasks, task_group.TaskGroup, "spawn_app")

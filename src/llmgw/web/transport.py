@@ -128,3 +128,17 @@ def direct_body(send: Callable[..., Any]) -> DirectBody | None:
     if writer == "Http10Writer":
         return DirectBody(send, stream, lock, chunked=False)
     return None
+
+
+def put_in_place(module: object, name: str, ours: type, expected: type, method: str) -> bool:
+    """Put `ours`, a subclass of hypercorn's `expected`, in place of `module.name`, which
+    hypercorn looks up each time it uses it; False (logged, hypercorn's own kept) when that name
+    holds anything but `expected` with its `method`, as in another hypercorn."""
+    found = getattr(module, name, None)
+    if found is ours:
+        return True
+    if found is not expected or not callable(getattr(found, method, None)):
+        log.debug("hypercorn's %s is not the one %s was written for: kept", name, ours.__name__)
+        return False
+    setattr(module, name, ours)
+    return True

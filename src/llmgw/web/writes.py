@@ -46,7 +46,7 @@ from hypercorn.trio import run as hypercorn_run
 from hypercorn.trio import tcp_server
 from hypercorn.typing import ASGISendCallable, ASGISendEvent
 
-from llmgw.web.transport import server_objects
+from llmgw.web.transport import put_in_place, server_objects
 
 log = logging.getLogger("llmgw")
 GATHER_AT_MOST = 64 * 1024  # an answer's writes are gathered up to this many bytes
@@ -140,13 +140,7 @@ async def send_gathered(send: ASGISendCallable, *messages: ASGISendEvent) -> Non
 def install() -> bool:
     """Serve every connection hypercorn accepts from now on with `ClientWrites`; False (and
     hypercorn's own writes kept) when this hypercorn is not shaped as the one it was written
-    against."""
-    server = getattr(hypercorn_run, "TCPServer", None)
-    if server is ClientWrites:
-        return True
-    if server is not tcp_server.TCPServer or not callable(getattr(server, "protocol_send", None)):
-        log.debug("hypercorn's connection server is not the expected one: its writes are kept")
-        return False
-    # hypercorn's worker looks this name up in its module each time it starts serving.
-    setattr(hypercorn_run, "TCPServer", ClientWrites)  # noqa: B010 (not an exported name)
-    return True
+    against. hypercorn's worker looks its server class up each time it starts serving."""
+    return put_in_place(
+        hypercorn_run, "TCPServer", ClientWrites, tcp_server.TCPServer, "protocol_send"
+    )
