@@ -8,7 +8,6 @@ from __future__ import annotations
 import socket
 import ssl
 import struct
-from collections.abc import Iterable
 from typing import Any
 
 import httpcore
@@ -43,14 +42,8 @@ class Counted(httpcore.AsyncNetworkStream):
     async def aclose(self) -> None:
         await self._stream.aclose()
 
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        stream = await self._stream.start_tls(ssl_context, server_hostname, timeout)
-        return Counted(stream, self.writes)
+    async def start_tls(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        return Counted(await self._stream.start_tls(*args, **kwargs), self.writes)
 
     def get_extra_info(self, info: str) -> Any:
         return self._stream.get_extra_info(info)
@@ -60,16 +53,8 @@ class CountedBackend(httpcore.TrioBackend):
     def __init__(self) -> None:
         self.writes: list[bytes] = []
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        stream = await super().connect_tcp(host, port, timeout, local_address, socket_options)
-        return Counted(stream, self.writes)
+    async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        return Counted(await super().connect_tcp(*args, **kwargs), self.writes)
 
 
 def stack(

@@ -54,36 +54,34 @@ class ConnectionStack:
         return len(self._open)
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
-        # A body in memory goes out with its headers in one write (llmgw.network).
+        # A body in memory goes out with its headers in one write (llmgw.network). Set here,
+        # not in a wrapper: every step of the exchange would resume one more frame.
         holding = HOLD_WRITES.set(isinstance(request.stream, httpx.ByteStream))
         try:
-            return await self._send(request)
+            origin = request.url.origin
+            fresh = False
+            while True:
+                connection, reused = await self._take(origin, fresh)
+                try:
+                    response = await connection.handle_async_request(request)
+                except httpcore.ConnectionNotAvailable:
+                    await self._drop(connection)  # it closed as it was taken: another
+                    continue
+                except BaseException as error:
+                    await self._drop(connection)
+                    if reused and _closed_before_answering(error, request):
+                        fresh = True  # once, on a new connection: the others may be as stale
+                        continue
+                    raise
+                stream = _Returned(response.stream, connection, origin, self)
+                return httpcore.Response(
+                    response.status,
+                    headers=response.headers,
+                    content=stream,
+                    extensions={**response.extensions, _BODY: stream},
+                )
         finally:
             HOLD_WRITES.reset(holding)
-
-    async def _send(self, request: httpcore.Request) -> httpcore.Response:
-        origin = request.url.origin
-        fresh = False
-        while True:
-            connection, reused = await self._take(origin, fresh)
-            try:
-                response = await connection.handle_async_request(request)
-            except httpcore.ConnectionNotAvailable:
-                await self._drop(connection)  # it closed as it was taken: another
-                continue
-            except BaseException as error:
-                await self._drop(connection)
-                if reused and _closed_before_answering(error, request):
-                    fresh = True  # once, on a new connection: the others may be as stale
-                    continue
-                raise
-            stream = _Returned(response.stream, connection, origin, self)
-            return httpcore.Response(
-                response.status,
-                headers=response.headers,
-                content=stream,
-                extensions={**response.extensions, _BODY: stream},
-            )
 
     async def _take(
         self, origin: httpcore.Origin, fresh: bool
